@@ -1,0 +1,5 @@
+"""base alone, on every host."""
+
+from keel.site import apply_role
+
+apply_role("base")

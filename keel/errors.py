@@ -1,0 +1,2 @@
+class KeelError(Exception):
+    """An error meant for the operator: printed as is, without a traceback."""

@@ -1,0 +1,42 @@
+"""Inbound firewall rules for the current host, from the ports its roles declare.
+
+Each role may define `ports(settings) -> [PortRule]`; base renders the
+union into nftables. Sources are CIDRs or "group:<name>", resolved from inventory data
+(never by connecting to other hosts), so --limit runs produce the same rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pyinfra import host, inventory
+
+from keel.data import settings
+from keel.roles import role_module
+
+
+def _addresses(source: str) -> list[str]:
+    if source.startswith("group:"):
+        return sorted(other.data.keel_address for other in inventory.get_group(source[6:], [])
+                      if other.data.get("keel_address"))
+    return [source]
+
+
+def firewall_rules() -> list[dict]:
+    """[{port, proto, v4: [..] | None, v6: [..] | None, comment}]; None source list = any."""
+    declared = []
+    for role in host.data.keel_roles:
+        ports = getattr(role_module(role), "ports", None)
+        if ports is not None:
+            declared.extend(ports(settings(role)))
+    rules = []
+    for port in declared:
+        rule = {"port": port.port, "proto": port.proto, "comment": port.comment,
+                "v4": None, "v6": None}
+        if port.sources:
+            nets = [ipaddress.ip_network(a, strict=False)
+                    for s in port.sources for a in _addresses(s)]
+            rule["v4"] = sorted(str(n) for n in nets if n.version == 4)
+            rule["v6"] = sorted(str(n) for n in nets if n.version == 6)
+        rules.append(rule)
+    return sorted(rules, key=lambda r: (r["port"], r["proto"], r["comment"]))

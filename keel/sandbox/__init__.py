@@ -1,0 +1,320 @@
+"""Sandbox hosts: real Debian 12 machines (systemd as PID 1) as local podman containers.
+
+The image is built here with debootstrap from the controller's Debian mirror, because no
+registry can be reached. Every podman call goes through keel's own containers.conf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from keel.errors import KeelError
+
+HERE = Path(__file__).parent
+CONTAINERS_CONF = HERE.parent / "containers.conf"
+IMAGE_REPO = "localhost/keel-debian12"
+NETWORK = "keel-sandbox"
+SUBNET = "198.51.100.0/24"
+LABEL = "keel.sandbox"
+CONTAINER_PREFIX = "keel-"
+CONTROLLER_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+SUITE = "bookworm"
+PACKAGES = [
+    "systemd", "systemd-sysv", "dbus", "python3", "openssh-server", "sudo",
+    "ca-certificates", "iproute2",
+]
+
+# Named topologies; privileged hosts can run containers inside (nested podman/docker).
+TOPOLOGIES: dict[str, dict[str, bool]] = {
+    "prod": {"app1": True, "app2": True, "db1": False, "cache1": False, "mon1": False},
+}
+
+BOOT_TIMEOUT = 90
+
+
+def state_dir() -> Path:
+    base = os.environ.get("KEEL_STATE_DIR") or Path.home() / ".local/share/keel"
+    path = Path(base) / "sandbox"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def key_path() -> Path:
+    """The controller's sandbox SSH key, made on first use."""
+    key = state_dir() / "id_ed25519"
+    if not key.exists():
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        private = ed25519.Ed25519PrivateKey.generate()
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.OpenSSH,
+                serialization.NoEncryption(),
+            ))
+        public = private.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        key.with_suffix(".pub").write_bytes(public + b" keel-sandbox\n")
+    return key
+
+
+def podman(*args: str, check: bool = True, input: bytes | None = None,
+           capture: bool = True) -> subprocess.CompletedProcess:
+    if shutil.which("podman") is None:
+        raise KeelError("podman is not installed: run `make up` (it installs podman from Debian)")
+    env = dict(os.environ, CONTAINERS_CONF=str(CONTAINERS_CONF))
+    proc = subprocess.run(
+        ["podman", *args], env=env, input=input,
+        stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE,
+    )
+    if check and proc.returncode != 0:
+        raise KeelError(
+            f"podman {' '.join(args[:3])} failed ({proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace').strip()}"
+        )
+    return proc
+
+
+# --- image -----------------------------------------------------------------------------
+
+def debian_mirror() -> str:
+    """The mirror this machine's apt uses, so hosts install from the same place."""
+    for source in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
+        if not source.exists():
+            continue
+        for line in source.read_text().splitlines():
+            words = line.split()
+            if words[:1] == ["URIs:"] and not words[1].endswith("-security"):
+                return words[1]
+            if words[:1] == ["deb"] and "security" not in words[1]:
+                return words[1]
+    return "http://deb.debian.org/debian"
+
+
+def _recipe_files() -> dict[str, bytes]:
+    files = {
+        "setup-rootfs.sh": (HERE / "setup-rootfs.sh").read_bytes(),
+        "keel-sshd-keygen.service": (HERE / "keel-sshd-keygen.service").read_bytes(),
+    }
+    # The controller's CA bundle lets hosts reach PyPI/npm over HTTPS here (a trait of this
+    # test environment, not something roles rely on).
+    if CONTROLLER_CA.exists():
+        files["keel-controller.crt"] = CONTROLLER_CA.read_bytes()
+    return files
+
+
+def image_tag() -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([SUITE, PACKAGES, debian_mirror()]).encode())
+    for name, content in sorted(_recipe_files().items()):
+        digest.update(name.encode() + b"\0" + content)
+    return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
+
+
+def image_exists(tag: str) -> bool:
+    return podman("image", "exists", tag, check=False).returncode == 0
+
+
+def build_image(log=print) -> str:
+    """Build the host image unless one from the same recipe exists. Returns its tag."""
+    tag = image_tag()
+    if image_exists(tag):
+        return tag
+    if shutil.which("debootstrap") is None:
+        raise KeelError("image build, step 'debootstrap': debootstrap is not installed "
+                        "(run `make up`)")
+    work = Path(tempfile.mkdtemp(prefix="keel-image-", dir="/var/tmp"))
+    rootfs = work / "rootfs"
+    try:
+        log(f"building sandbox image {tag} (debootstrap {SUITE}, about a minute)")
+        _step("debootstrap", [
+            "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
+            SUITE, str(rootfs), debian_mirror(),
+        ], work)
+        files = _recipe_files()
+        (rootfs / "etc/systemd/system/keel-sshd-keygen.service").write_bytes(
+            files["keel-sshd-keygen.service"])
+        if "keel-controller.crt" in files:
+            (rootfs / "usr/local/share/ca-certificates/keel-controller.crt").write_bytes(
+                files["keel-controller.crt"])
+        (rootfs / "tmp/setup-rootfs.sh").write_bytes(files["setup-rootfs.sh"])
+        _step("setup-rootfs", ["chroot", str(rootfs), "/bin/sh", "/tmp/setup-rootfs.sh"], work)
+        (rootfs / "tmp/setup-rootfs.sh").unlink()
+        _step("import", ["sh", "-c",
+                         f"tar -C {rootfs} -c . | CONTAINERS_CONF={CONTAINERS_CONF} podman import "
+                         f"--change 'CMD [\"/sbin/init\"]' - {tag}"], work)
+        podman("tag", tag, f"{IMAGE_REPO}:latest")
+        return tag
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _step(name: str, argv: list[str], work: Path) -> None:
+    logfile = work.parent / f"keel-image-{name}.log"
+    with open(logfile, "wb") as out:
+        proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = logfile.read_text(errors="replace").splitlines()[-15:]
+        raise KeelError(f"image build failed at step '{name}' (exit {proc.returncode}); "
+                        f"log {logfile}:\n  " + "\n  ".join(tail))
+
+
+# --- hosts -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str
+    privileged: bool
+    state: str
+
+    def ssh_argv(self, *command: str) -> list[str]:
+        return ["ssh", "-i", str(key_path()), "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                f"root@{self.address}", *command]
+
+
+def container_name(host: str) -> str:
+    return CONTAINER_PREFIX + host
+
+
+def ensure_network() -> None:
+    if podman("network", "exists", NETWORK, check=False).returncode != 0:
+        podman("network", "create", "--subnet", SUBNET, "--label", f"{LABEL}=1", NETWORK)
+
+
+def hosts() -> dict[str, Host]:
+    """keel's sandbox hosts that podman knows of, running or not."""
+    out = podman("ps", "-a", "--filter", f"label={LABEL}=1", "--format", "json").stdout
+    found = {}
+    for entry in json.loads(out or b"[]"):
+        name = entry["Labels"].get(f"{LABEL}.host")
+        if not name:
+            continue
+        address = ""
+        networks = entry.get("Networks") or []
+        if entry.get("State") == "running" and NETWORK in networks:
+            info = json.loads(podman("inspect", entry["Id"]).stdout)[0]
+            address = info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
+        found[name] = Host(name, address, entry["Labels"].get(f"{LABEL}.privileged") == "1",
+                           entry.get("State", ""))
+    return found
+
+
+def expand(names: list[str]) -> dict[str, bool]:
+    """Host names and topology names -> {host: privileged}."""
+    wanted: dict[str, bool] = {}
+    for name in names:
+        if name in TOPOLOGIES:
+            wanted.update(TOPOLOGIES[name])
+        else:
+            wanted[name] = wanted.get(name, False)
+    return wanted
+
+
+def up(names: list[str], privileged: bool = False, fresh: bool = False, log=print) -> list[Host]:
+    """Start hosts (reusing running ones unless fresh) and wait until each has booted."""
+    wanted = expand(names)
+    if privileged:
+        wanted = {name: True for name in wanted}
+    tag = build_image(log)
+    ensure_network()
+    existing = hosts()
+    pub = key_path().with_suffix(".pub")
+    started = []
+    for name, priv in wanted.items():
+        current = existing.get(name)
+        if current and current.state == "running" and current.privileged == priv and not fresh:
+            continue
+        podman("rm", "-f", "-t", "0", container_name(name), check=False)
+        argv = [
+            "create", "--name", container_name(name), "--hostname", name,
+            "--systemd=always", "--network", NETWORK, "--no-hosts",
+            "--label", f"{LABEL}=1", "--label", f"{LABEL}.host={name}",
+            "--label", f"{LABEL}.privileged={int(priv)}",
+            "--cap-add", "NET_ADMIN",
+        ]
+        if priv:
+            argv += ["--privileged", "--cgroupns=host"]
+        podman(*argv, tag)
+        os.chmod(pub, 0o600)
+        podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
+        podman("start", container_name(name))
+        started.append(name)
+    for name in started:
+        _wait_booted(name)
+    current = hosts()
+    result = [current[name] for name in wanted]
+    for host in result:
+        _wait_ssh(host)
+    return result
+
+
+def _wait_booted(name: str) -> None:
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    state = ""
+    while time.monotonic() < deadline:
+        proc = podman("exec", container_name(name), "systemctl", "is-system-running",
+                      check=False)
+        state = proc.stdout.decode().strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(0.5)
+    journal = podman("exec", container_name(name), "journalctl", "-b", "--no-pager", "-n", "30",
+                     check=False).stdout.decode(errors="replace")
+    if not journal.strip():
+        journal = podman("logs", "--tail", "30", container_name(name),
+                         check=False).stdout.decode(errors="replace")
+    raise KeelError(f"sandbox host {name} did not boot within {BOOT_TIMEOUT}s "
+                    f"(systemd state: {state or 'unknown'}); last journal lines:\n{journal}")
+
+
+def _wait_ssh(host: Host) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host.address, 22), timeout=2) as sock:
+                if sock.recv(64).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise KeelError(f"sandbox host {host.name} ({host.address}) booted but sshd does not answer")
+
+
+def down(names: list[str] | None = None) -> list[str]:
+    """Remove keel's sandbox containers (all, or the named ones) and, when all, its network."""
+    existing = hosts()
+    targets = list(expand(names)) if names else list(existing)
+    removed = []
+    for name in targets:
+        if name in existing:
+            podman("rm", "-f", "-t", "0", container_name(name))
+            removed.append(name)
+    if not names and podman("network", "exists", NETWORK, check=False).returncode == 0:
+        podman("network", "rm", NETWORK, check=False)
+    return removed
+
+
+def ssh_data(host: Host) -> dict:
+    """pyinfra connection data for a sandbox host (SSH, as production uses)."""
+    return {
+        "ssh_hostname": host.address,
+        "ssh_user": "root",
+        "ssh_key": str(key_path()),
+        "ssh_known_hosts_file": "/dev/null",
+        "ssh_strict_host_key_checking": "no",
+        "keel_address": host.address,
+    }

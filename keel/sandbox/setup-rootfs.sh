@@ -1,0 +1,16 @@
+#!/bin/sh
+# Runs inside the debootstrapped rootfs (chroot) once per image build.
+set -eu
+# Host keys and machine-id are made per host at first boot, not baked in.
+rm -f /etc/ssh/ssh_host_*
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+# Root logs in with keys only; the key is copied in by `keel sandbox up`.
+passwd -l root >/dev/null
+install -d -m 0700 /root/.ssh
+systemctl enable ssh.service keel-sshd-keygen.service >/dev/null
+# Units that cannot work inside a container.
+systemctl mask getty@tty1.service systemd-firstboot.service >/dev/null
+update-ca-certificates >/dev/null
+apt-get clean
+rm -rf /var/lib/apt/lists/*

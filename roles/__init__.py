@@ -1,0 +1,1 @@
+"""keel's roles: one package per role (DEFAULTS, Schema, one @deploy `apply`)."""
