@@ -180,14 +180,30 @@ def validate_host(host: HostData) -> list[Problem]:
         try:
             schema.model_validate(mine, context={"host": host})
         except pydantic.ValidationError as exc:
-            for error in exc.errors():
-                loc = error["loc"]
-                key = _loc(loc) if loc else role
-                message = _describe(error, schema)
-                if error["type"] == "extra_forbidden":
-                    message += _suggest(str(loc[-1]), _nested_fields(schema, loc))
-                source = host.sources.get(str(loc[0]), "?") if loc else "?"
-                problems.append(Problem(host.name, key, source, message))
+            problems.extend(_problems(host, schema, exc.errors()))
+    return problems
+
+
+def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
+    # A typo'd key is one problem, not "unknown key" plus "missing key": the missing twin
+    # that did-you-mean points at is dropped.
+    suggested = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(error["loc"][-1]),
+                                              _nested_fields(schema, error["loc"]), n=1)
+            if close:
+                suggested.add((*error["loc"][:-1], close[0]))
+    problems = []
+    for error in errors:
+        loc = error["loc"]
+        if error["type"] == "missing" and tuple(loc) in suggested:
+            continue
+        message = _describe(error, schema)
+        if error["type"] == "extra_forbidden":
+            message += _suggest(str(loc[-1]), _nested_fields(schema, loc))
+        problems.append(Problem(host.name, _loc(loc), host.sources.get(str(loc[0]), "?"),
+                                message))
     return problems
 
 

@@ -87,6 +87,16 @@ def podman(*args: str, check: bool = True, input: bytes | None = None,
     return proc
 
 
+def ssh_config() -> Path:
+    """An ssh_config for sandbox hosts: root, keel's key, and host keys that change per host."""
+    path = state_dir() / "ssh_config"
+    content = (f"Host *\n  User root\n  IdentityFile {key_path()}\n  IdentitiesOnly yes\n"
+               "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n")
+    if not path.exists() or path.read_text() != content:
+        path.write_text(content)
+    return path
+
+
 # --- image -----------------------------------------------------------------------------
 
 def debian_mirror() -> str:
@@ -181,9 +191,7 @@ class Host:
     state: str
 
     def ssh_argv(self, *command: str) -> list[str]:
-        return ["ssh", "-i", str(key_path()), "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                f"root@{self.address}", *command]
+        return ["ssh", "-F", str(ssh_config()), self.address, *command]
 
 
 def container_name(host: str) -> str:

@@ -95,8 +95,12 @@ def _apt(data) -> None:
     legacy = files.file(name="Remove legacy /etc/apt/sources.list", path="/etc/apt/sources.list",
                         present=False)
     # Refresh when the sources change, otherwise only once the cache is older than cache_time.
-    stale = sources.will_change or legacy.will_change
-    apt.update(name="Update apt lists", cache_time=None if stale else data.base_apt_cache_time)
+    if sources.will_change or legacy.will_change:
+        # Touch the stamp that apt.update(cache_time) reads, so the next run skips the update.
+        server.shell(name="Update apt lists",
+                     commands=["apt-get update", f"touch {apt.APT_UPDATE_FILENAME}"])
+    else:
+        apt.update(name="Update apt lists", cache_time=data.base_apt_cache_time)
     apt.packages(name="Install base packages",
                  packages=[*data.base_packages, *data.base_extra_packages], no_recommends=True)
 

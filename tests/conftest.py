@@ -1,0 +1,1 @@
+"""Shared fixtures come from keel.testing.plugin (enabled in pyproject.toml)."""
