@@ -136,7 +136,8 @@ def _describe(error: dict, schema: type[pydantic.BaseModel]) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if kind.endswith("_type") or kind.endswith("_parsing"):
-        return f"expected {message.removeprefix('Input should be ')}, got {type(got).__name__} {got!r}"
+        expected = message.removeprefix("Input should be ")
+        return f"expected {expected}, got {type(got).__name__} {got!r}"
     return f"{message} (got {got!r})"
 
 

@@ -1,6 +1,5 @@
 """base on real sandbox hosts: idempotence, firewall behaviour, sshd, testinfra checks."""
 
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,7 @@
 base_timezone = "Europe/Berlin"
 base_admin_users = [
     {"name": "alice", "ssh_keys": [
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaWm5S7xuvXkD5SmB9dUb0hGE8PfZ5j6LRrwXtUu9bC alice@test"
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGaWm5S7xuvXkD5SmB9dUb0hGE8PfZ5j6LRrwXtUu9bC alice@t"
     ]},
 ]
 base_journald_max_use = "100M"
