@@ -1,0 +1,49 @@
+# keel: `make up` sets up this machine and converges a local sandbox; `make test` runs the suite.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# What the controller needs from Debian: podman hosts, the image build, age, ssh.
+SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
+PYTEST_ARGS ?=
+
+.PHONY: up setup system venv image test lint bench down
+
+up: setup image
+	$(BIN)/keel sandbox up prod
+	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
+
+setup: system venv
+
+system: .keel/system.stamp
+.keel/system.stamp: Makefile
+	@mkdir -p .keel
+	@if ! dpkg-query -W $(SYSTEM_PACKAGES) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+	    $(SYSTEM_PACKAGES); \
+	fi
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+image: setup
+	$(BIN)/keel sandbox image
+
+test: setup image
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: setup image
+	$(BIN)/python bench/converge.py
+
+down: venv
+	$(BIN)/keel sandbox down
