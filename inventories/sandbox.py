@@ -1,7 +1,11 @@
 """The prod topology on local sandbox hosts (`keel sandbox up prod`), over SSH.
 
-Hosts that are not running are left out.
+Hosts that are not running are left out. KEEL_DATA names extra data files (colon-separated),
+applied last, e.g. an example stack: `KEEL_DATA=examples/app/web_stack.py`.
 """
+
+import os
+from pathlib import Path
 
 from keel import sandbox
 from keel.inventory import groups
@@ -12,4 +16,5 @@ _running = {name: h for name, h in sandbox.hosts().items() if h.address}
 globals().update(groups("sandbox", {
     group: [(name, sandbox.ssh_data(_running[name])) for name in names if name in _running]
     for group, names in _LAYOUT.items()
-}, source=__file__))
+}, source=__file__,
+    extra_files=[Path(p) for p in os.environ.get("KEEL_DATA", "").split(":") if p]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from io import StringIO
 
+import jinja2
 from pyinfra import host
 from pyinfra.operations import files
 
@@ -23,6 +24,15 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
         data=settings(role), host=host, **context,
     )
+
+
+def render(role: str, template: str, **context) -> str:
+    """templates/<role>/<template>.j2 rendered here, for content a role must know in advance
+    (to compare with a fact before writing); the same Jinja settings as config_file."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES / role)),
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template(f"{template}.j2").render(**context)
 
 
 def text(content: str) -> StringIO:

@@ -27,6 +27,13 @@ def _memory(value: str) -> str:
     return value
 
 
+def size_bytes(value: str) -> int:
+    """Bytes in a Memory value ("512M", "2G", "200MB", "1GiB"); units are powers of 1024."""
+    match = re.match(r"^([0-9]+(?:\.[0-9]+)?)\s*([kKMGT]?)", value)
+    number, unit = float(match.group(1)), match.group(2).upper()
+    return int(number * 1024 ** " KMGT".index(unit or " "))
+
+
 def _source(value: str) -> str:
     if value.startswith("group:"):
         if not value[6:]:
