@@ -251,7 +251,7 @@ def _images(data) -> dict[str, str]:
                   dest=f"{stem}.tar", mode="0600", create_remote_dir=True)
         server.shell(name=f"Build image {image}", commands=[
             f"rm -rf {stem} && mkdir -p {stem} && tar -xf {stem}.tar -C {stem}",
-            f"{engine} build -q {args}-t {image} -f {stem}/{svc.build.file} {stem} >/dev/null",
+            f"{engine} build -q --no-cache {args}-t {image} -f {stem}/{svc.build.file} {stem} >/dev/null",
             f"rm -rf {stem} {stem}.tar"])
     return images
 
