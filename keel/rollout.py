@@ -11,7 +11,6 @@ services that run the data's current definition to the one they replaced.
 from __future__ import annotations
 
 import json
-import runpy
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -35,12 +34,13 @@ def inventory_path(name: str) -> Path:
 
 
 def group_hosts(inventory: Path, group: str) -> list[str]:
-    """Host names of one group, in inventory order (the inventory is loaded, and validated)."""
-    names = runpy.run_path(str(inventory))
-    members = names.get(group)
-    if not isinstance(members, list | tuple):
-        raise KeelError(f"{inventory.name} has no group '{group}'")
-    return [m if isinstance(m, str) else m[0] for m in members]
+    """Host names of one group, in inventory order."""
+    from keel.inventory import load
+
+    hosts = [h.name for h in load(inventory) if group in h.groups]
+    if not hosts:
+        raise KeelError(f"{inventory.name}: group '{group}' has no hosts")
+    return hosts
 
 
 def _pyinfra(*args: str) -> subprocess.CompletedProcess:
@@ -93,8 +93,6 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
             log=print) -> Result:
     deploy = "deploys/app_rollback.py" if rollback else "deploys/app.py"
     hosts = group_hosts(inventory, group)
-    if not hosts:
-        raise KeelError(f"group '{group}' of {inventory.name} has no hosts")
     result = Result()
     batches = [hosts[i:i + batch] for i in range(0, len(hosts), batch)]
     for number, members in enumerate(batches, 1):

@@ -29,6 +29,7 @@ from keel.containers import ImageExists, Networks, PathModes, Volumes, auth_env
 from keel.data import settings
 from keel.ops import render, text
 from keel.schema import PortRule
+from keel.secrets import SecretFile, deliver
 from roles.app.schema import Schema, cross_check, effective, start_order  # noqa: F401
 
 DEFAULTS = {
@@ -65,9 +66,24 @@ def secret_path(service: str, secret: str) -> str:
     return f"/run/keel/secrets/app/{service}/{secret}"
 
 
-def secrets(data: Schema) -> list[str]:
-    """Secret names the services use."""
-    return sorted({s.secret for svc in data.app_services.values() for s in svc.secrets})
+def secrets(data: Schema) -> list[SecretFile]:
+    """The secret files the services use (owners by number; delivery names them)."""
+    return [f for files_ in _secret_files(data, {}).values() for f in files_]
+
+
+def _secret_files(data, names: dict[str, str]) -> dict[str, list[SecretFile]]:
+    """service -> its SecretFiles. A mounted secret is owned by the service's user (names maps
+    "u:<uid>"/"g:<gid>" to host account names); an env secret is read by root."""
+    out: dict[str, list[SecretFile]] = {}
+    for name, svc in data.app_services.items():
+        uid, _, gid = (effective(data, svc).user or "0:0").partition(":")
+        gid = gid or uid
+        for item in svc.secrets:
+            owner, group = ("root", "root") if item.env else \
+                (names.get(f"u:{uid}", uid), names.get(f"g:{gid}", gid))
+            out.setdefault(name, []).append(SecretFile(
+                dest=f"app/{name}/{item.secret}", secret=item.secret, owner=owner, group=group))
+    return out
 
 
 def ports(data: Schema) -> list[PortRule]:
@@ -251,27 +267,53 @@ def _images(data) -> dict[str, str]:
                   dest=f"{stem}.tar", mode="0600", create_remote_dir=True)
         server.shell(name=f"Build image {image}", commands=[
             f"rm -rf {stem} && mkdir -p {stem} && tar -xf {stem}.tar -C {stem}",
-            f"{engine} build -q --no-cache {args}-t {image} -f {stem}/{svc.build.file} {stem} >/dev/null",
+            f"{engine} build -q --no-cache {args}-t {image} -f {stem}/{svc.build.file} {stem}"
+            " >/dev/null",
             f"rm -rf {stem} {stem}.tar"])
     return images
 
 
-def _secrets(data) -> dict[str, bool]:
-    """Deliver each service's secrets. Returns whether each service's secrets will change."""
-    changed: dict[str, bool] = {}
-    if not any(svc.secrets for svc in data.app_services.values()):
-        return changed
-    from keel import secrets as keel_secrets
+class Accounts(FactBase):
+    """{"u:<uid>": name, "g:<gid>": name} for the ids that have a host account."""
 
-    for name, svc in data.app_services.items():
-        uid, _, gid = (effective(data, svc).user or "0:0").partition(":")
-        for item in svc.secrets:
-            # Env secrets are read by the engine (root) into an env-file; mounted ones by the
-            # service's own user.
-            owner, group = ("root", "root") if item.env else (uid, gid or uid)
-            op = keel_secrets.deliver(
-                name=f"Secret {item.secret} for {name}", secret=item.secret,
-                dest=f"app/{name}/{item.secret}", owner=owner, group=group, mode="0400")
+    default = dict
+
+    def command(self, uids: list[str], gids: list[str]) -> str:
+        lookups = [f"getent passwd {u} | cut -d: -f1 | sed 's/^/u:{u} /'" for u in uids]
+        lookups += [f"getent group {g} | cut -d: -f1 | sed 's/^/g:{g} /'" for g in gids]
+        return "; ".join([*lookups, "true"])
+
+    def process(self, output) -> dict[str, str]:
+        return dict(line.split(" ", 1) for line in output if " " in line)
+
+
+def _secrets(data) -> dict[str, bool]:
+    """Deliver each service's secrets. Returns whether each service's secrets will change.
+
+    Secret files are owned by the service's numeric user; ids without a host account get one
+    (app<id>, no login), so owners read by name, as the delivery compares them."""
+    users = {effective(data, svc).user for svc in data.app_services.values()
+             if any(not s.env for s in svc.secrets)}
+    ids = [(u.partition(":")[0], u.partition(":")[2] or u.partition(":")[0]) for u in users if u]
+    if not ids:
+        names = {}
+    else:
+        names = host.get_fact(Accounts, uids=sorted({u for u, _ in ids}),
+                              gids=sorted({g for _, g in ids}))
+    for uid, gid in sorted(ids):
+        if f"g:{gid}" not in names:
+            names[f"g:{gid}"] = f"app{gid}"
+            server.shell(name=f"Group app{gid} for services running as gid {gid}",
+                         commands=[f"groupadd --system --gid {gid} app{gid}"])
+        if f"u:{uid}" not in names:
+            names[f"u:{uid}"] = f"app{uid}"
+            server.shell(name=f"User app{uid} for services running as uid {uid}", commands=[
+                f"useradd --system --uid {uid} --gid {gid} --no-create-home "
+                f"--home-dir /nonexistent --shell /usr/sbin/nologin app{uid}"])
+    changed: dict[str, bool] = {}
+    for name, files_ in _secret_files(data, names).items():
+        for file in files_:
+            op = deliver(name=f"Secret {file.secret} for {name}", file=file)
             changed[name] = changed.get(name, False) or bool(op.will_change)
     return changed
 

@@ -13,6 +13,7 @@ from keel.containers import AUTH_DIR, AUTH_ENV, ImageExists
 from keel.data import settings
 from keel.ops import config_file, text
 from keel.schema import PortRule, size_bytes
+from keel.secrets import SecretFile, deliver
 from roles.container_runtime.schema import Schema  # noqa: F401  (read by keel.data)
 
 DEFAULTS = {
@@ -51,9 +52,11 @@ PACKAGES = {
 LIBEXEC = "/usr/local/libexec/keel-host-image"
 
 
-def secrets(data: Schema) -> list[str]:
-    """Registry passwords this host needs."""
-    return [r.password_secret for r in data.container_runtime_registries if r.password_secret]
+def secrets(data: Schema) -> list[SecretFile]:
+    """Registry passwords this host needs (read by root, piped to the engine's login)."""
+    return [SecretFile(dest=f"container_runtime/registry-{_slug(r.location)}",
+                       secret=r.password_secret)
+            for r in data.container_runtime_registries if r.password_secret]
 
 
 def ports(data: Schema) -> list[PortRule]:
@@ -159,19 +162,14 @@ def _logins(data) -> None:
     registries = [r for r in data.container_runtime_registries if r.password_secret]
     if not registries:
         return
-    from keel import secrets as keel_secrets
-
     engine = data.container_runtime_engine
+    var, path = AUTH_ENV[engine]
     files.directory(name="Registry login directory (tmpfs)", path=AUTH_DIR, mode="0700")
     logins = host.get_fact(RegistryLogins, engine=engine)
-    for registry in registries:
-        dest = f"container_runtime/registry-{_slug(registry.location)}"
-        secret = keel_secrets.deliver(
-            name=f"Registry password for {registry.location}", secret=registry.password_secret,
-            dest=dest, owner="root", group="root", mode="0400")
-        var, path = AUTH_ENV[engine]
+    for registry, file in zip(registries, secrets(data), strict=True):
+        secret = deliver(name=f"Registry password for {registry.location}", file=file)
         command = (f"{var}={path} {engine} login --username {registry.username} "
-                   f"--password-stdin {registry.location} < /run/keel/secrets/{dest}")
+                   f"--password-stdin {registry.location} < {file.path}")
         if logins.get(registry.location) != registry.username:
             server.shell(name=f"Log in to {registry.location}", commands=[command])
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, model_validator
 
 from keel.schema import Memory, Model, RoleData
 
@@ -30,6 +30,12 @@ class Registry(Model):
     # Name of the secret that holds the password or token (secrets/<env>.yaml).
     password_secret: str | None = None
     mirrors: list[str] = []
+
+    @model_validator(mode="after")
+    def _login(self):
+        if bool(self.username) != bool(self.password_secret):
+            raise ValueError("set both username and password_secret, or neither")
+        return self
 
 
 class Schema(RoleData):
