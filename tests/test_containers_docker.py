@@ -11,7 +11,7 @@ import time
 import urllib.request
 
 import pytest
-from containers_data import stack
+from containers_data import secret_values, stack
 
 from keel import ROOT, rollout
 from keel.testing import run_testinfra, ssh
@@ -20,9 +20,11 @@ pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture(scope="module")
-def env(sandbox_hosts, harness):
-    (host,) = sandbox_hosts("c-dock1", privileged=True)
+def env(sandbox_hosts, harness, secrets_env):
     data = {"container_runtime_engine": "docker", "app_engine": "docker", **stack("agent")}
+    for name, value in secret_values(data).items():
+        secrets_env.set(name, value)
+    (host,) = sandbox_hosts("c-dock1", privileged=True)
     inv = harness.inventory({"app": [host]}, data=data)
     runs = harness.assert_idempotent(inv, "deploys/site.py")
     return host, inv, runs

@@ -27,7 +27,7 @@ from pyinfra.operations import files, server
 from keel import ROOT
 from keel.containers import ImageExists, Networks, PathModes, Volumes, auth_env
 from keel.data import settings
-from keel.ops import render, text
+from keel.ops import ManagedFile, managed_file, render, text
 from keel.schema import PortRule
 from keel.secrets import SecretFile, deliver
 from roles.app.schema import Schema, cross_check, effective, start_order  # noqa: F401
@@ -319,18 +319,25 @@ def _secrets(data) -> dict[str, bool]:
 
 
 def _units(data, images: dict[str, str]) -> dict[str, bool]:
-    """Write each service's unit; keep the definition it replaces. Returns which changed."""
-    changed = {}
-    for name, svc in data.app_services.items():
-        content = render_unit(data, name, svc, images[name])
-        path = f"{UNIT_DIR}/{unit_name(name)}"
-        current = host.get_fact(Sha1File, path=path)
-        changed[name] = current != hashlib.sha1(content.encode()).hexdigest()
+    """Write each service's unit; keep the definitions this run replaces (and only those,
+    so a rollback undoes exactly the last change). Returns which units change."""
+    changed, replaced = {}, []
+    contents = {name: render_unit(data, name, svc, images[name])
+                for name, svc in data.app_services.items()}
+    for name, content in contents.items():
+        current = host.get_fact(ManagedFile, path=f"{UNIT_DIR}/{unit_name(name)}")
+        changed[name] = current is None or \
+            current["sha1"] != hashlib.sha1(content.encode()).hexdigest()
         if changed[name] and current:
-            server.shell(name=f"Keep previous definition of {name}", commands=[
-                f"mkdir -p {data.app_state_dir}/previous && "
-                f"cp {path} {data.app_state_dir}/previous/{unit_name(name)}"])
-        files.put(name=f"Unit for {name}", src=text(content), dest=path, mode="0644")
+            replaced.append(name)
+    if any(changed.values()):
+        previous = f"{data.app_state_dir}/previous"
+        keep = [f"cp {UNIT_DIR}/{unit_name(n)} {previous}/" for n in replaced]
+        server.shell(name="Keep the definitions this run replaces", commands=[
+            f"mkdir -p {previous} && rm -f {previous}/*.service", *keep])
+    for name, content in contents.items():
+        managed_file(name=f"Unit for {name}", dest=f"{UNIT_DIR}/{unit_name(name)}",
+                     content=content, mode="0644")
     return changed
 
 
