@@ -209,7 +209,7 @@ def test_env_change_recreates_only_that_service(env, harness):
     app1 = env["hosts"]["c-app1"]
     ids = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
     inv = env["inventory"](api_env={"LOG_LEVEL": "debug"})
-    run = harness.converge(inv, "deploys/site.py")
+    run = harness.converge(inv, "deploys/app.py")
     changed = run.changed()
     assert set(changed) == {"c-app1"}
     others = [op for op in changed["c-app1"]
@@ -218,7 +218,7 @@ def test_env_change_recreates_only_that_service(env, harness):
     after = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
     assert [s for s in ids if ids[s] != after[s]] == ["api"]
     assert "LOG_LEVEL=debug" in podman(app1, "inspect api --format '{{json .Config.Env}}'")
-    assert harness.converge(inv, "deploys/site.py").changed() == {}
+    assert harness.converge(inv, "deploys/app.py").changed() == {}
 
 
 def _keel(*args: str) -> subprocess.CompletedProcess:
@@ -248,7 +248,7 @@ def test_rolling_update_stops_at_first_unhealthy_host_then_rolls_back(env, harne
     assert inspect(app2, "agent", "{{.Config.Image}}") == old["c-app2"]
     # With the data reverted, hosts and data agree again.
     reverted = env["inventory"](api_env={"LOG_LEVEL": "debug"})
-    assert harness.converge(reverted, "deploys/site.py").changed() == {}
+    assert harness.converge(reverted, "deploys/app.py").changed() == {}
 
 
 def test_status_command(env):

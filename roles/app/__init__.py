@@ -27,7 +27,7 @@ from pyinfra.operations import files, server
 from keel import ROOT
 from keel.containers import ImageExists, Networks, PathModes, Volumes, auth_env
 from keel.data import settings
-from keel.ops import ManagedFile, managed_file, render, text
+from keel.ops import ManagedFile, managed_file, render
 from keel.schema import PortRule
 from keel.secrets import SecretFile, deliver
 from roles.app.schema import Schema, cross_check, effective, start_order  # noqa: F401
@@ -151,8 +151,8 @@ def apply() -> None:
     data = settings("app")
     engine = data.app_engine
     files.directory(name="App state directory", path=data.app_state_dir, mode="0700")
-    files.put(name="Install app helper (health waits, env-files)",
-              src=text(render("app", "keel-app.sh", engine=engine)), dest=HELPER, mode="0755")
+    managed_file(name="Install app helper (health waits, env-files)", dest=HELPER,
+                 content=render("app", "keel-app.sh", engine=engine), mode="0755")
     recreate = _networks(data)
     _volumes(data)
     images = _images(data)
