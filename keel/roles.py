@@ -10,6 +10,8 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    "storage": ("app",),
+    "claude_cli": ("app",),
 }
 
 
