@@ -5,6 +5,7 @@ The 172 MB tarball is kept in a controller cache and copied into the host's cach
 the role verifies it against the registry's integrity before using it.
 """
 
+import hashlib
 import json
 import re
 import secrets as random
@@ -89,18 +90,22 @@ nft add table inet ktest
 nft 'add chain inet ktest out { type filter hook output priority 0; }'
 nft add rule inet ktest out meta skuid claude oif != lo counter reject
 cd /tmp
-timeout 12 runuser -u nobody -- claude-headless ARGS >/tmp/h.out 2>/tmp/h.err &
+timeout 12 setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
+    claude-headless ARGS >/tmp/h.out 2>/tmp/h.err &
+w=$!
 end=$((SECONDS + 8))
 while [ $SECONDS -lt $end ]; do
     for d in /proc/[0-9]*; do
         c=$(tr '\\0' '\\037' < $d/cmdline 2>/dev/null) || continue
         [ -n "$c" ] && echo "${d#/proc/} $(stat -c %U $d) $c"
         case "$c" in /usr/local/bin/claude$'\\037'*)
-            grep -qz '^ANTHROPIC_API_KEY=KEY$' $d/environ && echo "key-in-env ${d#/proc/}";;
+            # Only its own user may read its environment (no CAP_SYS_PTRACE here).
+            echo "env-key $(setpriv --reuid=claude --regid=claude --clear-groups cat $d/environ |
+                tr '\\0' '\\n' | sed -n 's/^ANTHROPIC_API_KEY=//p' | sha256sum | cut -c1-64)";;
         esac
     done
 done
-wait; echo "rc=$?"
+wait $w; echo "rc=$?"
 echo "stderr=$(cat /tmp/h.err)"
 nft list table inet ktest | grep -o 'packets [0-9]*'
 nft delete table inet ktest
@@ -112,7 +117,7 @@ def test_wrapper_argv_from_process_capture(converged, key):
     agents = json.dumps({"planner": {"description": "Plans", "prompt": "Plan it."}})
     wanted = ["--model", "sonnet", "--allowedTools", "Read,Grep", "--agents", agents,
               "--", "Summarize the repo; don't edit"]
-    script = CAPTURE.replace("ARGS", shlex.join(wanted)).replace("KEY", key)
+    script = CAPTURE.replace("ARGS", shlex.join(wanted))
     out = subprocess.run(host.ssh_argv("bash -s"), input=script, capture_output=True,
                          text=True, timeout=60).stdout
     argvs = {tuple(line.split(" ", 2)[2].split("\x1f")[:-1]) for line in out.splitlines()
@@ -122,7 +127,8 @@ def test_wrapper_argv_from_process_capture(converged, key):
                       "--allowedTools", "Read,Grep", "--agents", agents, "--",
                       "Summarize the repo; don't edit")}, out
     assert key not in out, "the key is on some process's argv"
-    assert "key-in-env" in out, "the CLI did not get the key in its environment"
+    digest = hashlib.sha256(key.encode() + b"\n").hexdigest()
+    assert f"env-key {digest}" in out, "the CLI did not get the key in its environment"
     # No network: the CLI itself kept trying (reject counter), until the test's timeout.
     assert "rc=124" in out and "stderr=\n" in out, out
     packets = int(re.search(r"packets (\d+)", out).group(1))

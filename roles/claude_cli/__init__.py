@@ -10,7 +10,7 @@ from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server
 
 from keel.data import settings
-from keel.ops import config_file, text
+from keel.ops import config_file, managed_file
 from keel.secrets import SecretFile, deliver
 from roles.claude_cli.schema import Schema  # noqa: F401  (read by keel.data)
 
@@ -95,8 +95,8 @@ def apply() -> None:
 
     dot = f"{HOME}/.claude"
     files.directory(name="~claude/.claude", path=dot, user=USER, group=USER, mode="0700")
-    files.put(name="~claude/.claude/settings.json", src=text(settings_json(data)),
-              dest=f"{dot}/settings.json", user=USER, group=USER, mode="0600")
+    managed_file(name="~claude/.claude/settings.json", content=settings_json(data),
+                 dest=f"{dot}/settings.json", user=USER, group=USER, mode="0600")
     _agents(data, f"{dot}/agents")
 
     for file in secrets(data):
@@ -107,10 +107,10 @@ def apply() -> None:
                 auth_env=AUTH_ENV.get(data.claude_cli_auth), cli_env=CLI_ENV)
     if data.claude_cli_callers:
         apt.packages(name="Install sudo", packages=["sudo"], no_recommends=True)
-    files.put(name="Allow callers to run claude-headless", dest="/etc/sudoers.d/keel-claude-cli",
-              src=text("".join(f"{u} ALL=({USER}) NOPASSWD: {WRAPPER}\n"
-                               for u in data.claude_cli_callers) or "# no callers\n"),
-              mode="0440")
+    managed_file(name="Allow callers to run claude-headless", dest="/etc/sudoers.d/keel-claude-cli",
+                 content="".join(f"{u} ALL=({USER}) NOPASSWD: {WRAPPER}\n"
+                                 for u in data.claude_cli_callers) or "# no callers\n",
+                 mode="0440")
     config_file("claude_cli", "app.env", APP_ENV, name="The app's Claude CLI settings",
                 wrapper=WRAPPER)
 

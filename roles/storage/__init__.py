@@ -142,7 +142,8 @@ def apply() -> None:
 
     root = data.storage_data_dir
     parent = root.rsplit("/", 1)[0] or "/"
-    files.directory(name=f"{parent} (DATA_DIR's parent)", path=parent, mode="0755")
+    # Only made if missing: never re-moded (it may be /srv, /var/lib, ...).
+    files.directory(name=f"{parent} (DATA_DIR's parent)", path=parent)
     for sub, mode in (("", "0750"), ("/db", "0750"), ("/credentials", "0700"),
                       ("/config", "0750"), ("/config/agents", "0750"),
                       ("/config/skills", "0750")):
