@@ -74,8 +74,12 @@ def backends(hosts, values):
     result = {}
 
     def run():
-        result["proc"] = subprocess.run(server.ssh_argv("sh -s"), input=script, text=True,
-                                        capture_output=True, timeout=600)
+        # From a file: apt's maintainer scripts would eat a script fed on stdin.
+        subprocess.run(server.ssh_argv("cat > /root/keel-backends.sh"), input=script,
+                       text=True, check=True, timeout=60)
+        result["proc"] = subprocess.run(server.ssh_argv("sh /root/keel-backends.sh"),
+                                        stdin=subprocess.DEVNULL, text=True,
+                                        capture_output=True, timeout=900)
 
     thread = threading.Thread(target=run)
     thread.start()

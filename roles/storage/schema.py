@@ -47,7 +47,9 @@ class Schema(RoleData):
     @classmethod
     def _bucket_for_s3(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None and info.data.get("storage_backend") == "s3":
-            raise ValueError("required when storage_backend is 's3': the bucket to use")
+            host = (info.context or {}).get("host")
+            where = f" (set in {host.sources['storage_backend']})" if host else ""
+            raise ValueError(f"required when storage_backend is 's3'{where}: the bucket to use")
         return value
 
 
