@@ -146,5 +146,5 @@ def test_changing_the_pin_plans_an_upgrade(converged, harness):
     inventory = harness.inventory({"app": [host]}, data_files=[DATA],
                                   data={"claude_cli_version": "2.1.327"}, name="upgrade")
     plan = harness.run(inventory, DEPLOY, dry=True).check()
-    assert {"Install Claude Code 2.1.327", "claude -> 2.1.327",
-            "Remove other Claude Code versions"} <= set(plan.changed()["k-cli1"])
+    assert {"claude_cli | Install Claude Code 2.1.327", "claude_cli | claude -> 2.1.327",
+            "claude_cli | Remove other Claude Code versions"} <= set(plan.changed()["k-cli1"])

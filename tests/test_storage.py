@@ -160,7 +160,8 @@ def test_s3_backend_env_and_live_check(s3, hosts, values):
     assert "STORAGE_BACKEND=s3\n" in env and f"S3_BUCKET={BUCKET}\n" in env
     assert f"S3_ENDPOINT_URL=http://{server.address}:5000\n" in env
     assert f"AWS_SECRET_ACCESS_KEY={values['storage_s3_secret_access_key']}\n" in env
-    assert "Restart keel-test-app for the new storage environment" in first.changed()["k-app1"]
+    assert "storage | Restart keel-test-app for the new storage environment" \
+        in first.changed()["k-app1"]
     # The check really wrote, read and deleted its probe object on the server.
     log = ssh(server, "journalctl -u keel-moto --no-pager -o cat").stdout
     for verb in ("PUT", "GET", "DELETE"):
