@@ -127,7 +127,7 @@ def check(data: Schema):
     detail = " ".join(line.line for line in output if line.line).strip() or "no output"
     message = (f"storage check failed: backend {data.storage_backend} at {endpoint(data)} "
                f"is not reachable and writable: {detail}")
-    yield StringCommand("sh", "-c", f"echo {shlex.quote(message)} >&2; exit 1")
+    yield StringCommand(f"echo {shlex.quote(message)} >&2; exit 1")
 
 
 @deploy("storage")
