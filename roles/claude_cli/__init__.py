@@ -31,8 +31,9 @@ DEFAULTS = {
     "claude_cli_enable_subagents": True,
     # Sub-agents: [{name, description, prompt, tools?: [..], model?}] -> ~claude/.claude/agents/.
     "claude_cli_subagents": [],
-    # Auth: "api_key" (ANTHROPIC_API_KEY), "oauth_token" (CLAUDE_CODE_OAUTH_TOKEN) or "none".
-    "claude_cli_auth": "api_key",
+    # Auth: "api_key" (ANTHROPIC_API_KEY), "oauth_token" (CLAUDE_CODE_OAUTH_TOKEN) or "none"
+    # (no credential until an environment sets one: inventories work without the secret).
+    "claude_cli_auth": "none",
     # Name of the secret holding the key or token.
     "claude_cli_auth_secret": "claude_api_key",
     # Users allowed to run claude-headless (through sudo, as the claude user).

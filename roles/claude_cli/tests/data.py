@@ -10,3 +10,4 @@ claude_cli_subagents = [
 ]
 claude_cli_callers = ["nobody"]
 claude_cli_cache_dir = "/var/cache/keel/claude-code"
+claude_cli_auth = "api_key"
