@@ -189,7 +189,7 @@ def internal_cert(vhost: Vhost, days: int, renew_days: int, ca_changed: bool = F
     yield from store_commands(_key_file(vhost), key_pem)
     yield StringCommand("install", "-d", "-m", "0755", CERT_DIR)
     yield FileUploadCommand(BytesIO(cert_pem), f"{cert}.new")
-    yield StringCommand("sh", "-c", f"chmod 0644 {cert}.new && mv -f {cert}.new {cert}")
+    yield f"chmod 0644 {cert}.new && mv -f {cert}.new {cert}"
 
 
 @deploy("edge")

@@ -12,4 +12,8 @@ edge_vhosts = [
     {"name": "acme", "server_name": "x-app1", "upstream": "claudecodeproxy", "tls": "acme"},
 ]
 edge_metrics_interval = "10s"
-base_firewall_ports = [{"port": 8000, "sources": ["group:edge"], "comment": "claudecodeproxy"}]
+base_firewall_ports = [
+    {"port": 8000, "sources": ["group:edge"], "comment": "claudecodeproxy"},
+    {"port": 14000, "comment": "pebble ACME (acme host)"},
+    {"port": 15000, "comment": "pebble management (acme host)"},
+]
