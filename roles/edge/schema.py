@@ -119,18 +119,6 @@ class Schema(RoleData):
     edge_textfile_dir: Annotated[str, Field(pattern=r"^/")]
     edge_metrics_interval: Annotated[str, Field(pattern=r"^[0-9]+(s|min|h)$")]
 
-    @model_validator(mode="after")
-    def _references(self):
-        seen = set()
-        for vhost in self.edge_vhosts:
-            if vhost.upstream not in self.edge_upstreams:
-                raise ValueError(f"vhost {vhost.name}: upstream {vhost.upstream!r} is not in "
-                                 f"edge_upstreams ({', '.join(self.edge_upstreams) or 'empty'})")
-            if vhost.name in seen:
-                raise ValueError(f"vhost name {vhost.name!r} is used twice")
-            seen.add(vhost.name)
-        return self
-
 
 def cross_check(hosts) -> list:
     """Upstream groups have hosts; internal certificates need the environment's CA."""
@@ -144,6 +132,18 @@ def cross_check(hosts) -> list:
         if "edge" not in host.roles:
             continue
         data = settings("edge", host.values)
+        seen = set()
+        for i, vhost in enumerate(data.edge_vhosts):
+            if vhost.upstream not in data.edge_upstreams:
+                problems.append(Problem(
+                    host.name, f"edge_vhosts[{i}].upstream", host.sources["edge_vhosts"],
+                    f"{vhost.upstream!r} is not in edge_upstreams "
+                    f"({', '.join(data.edge_upstreams) or 'empty'})"))
+            if vhost.name in seen:
+                problems.append(Problem(host.name, f"edge_vhosts[{i}].name",
+                                        host.sources["edge_vhosts"],
+                                        f"vhost name {vhost.name!r} is used twice"))
+            seen.add(vhost.name)
         for name, upstream in data.edge_upstreams.items():
             if upstream.via == "address" and upstream.group not in groups:
                 problems.append(Problem(host.name, f"edge_upstreams.{name}.group",

@@ -1,4 +1,4 @@
-"""Test deploy: pebble (Debian's ACME test server) on the acme host, then the ClaudeCodeProxy
+"""Test deploy: pebble (Debian's ACME test server) on the acme hosts, then the ClaudeCodeProxy
 stack (stand-in service + edge). pebble's own TLS certificate comes from the internal CA."""
 
 import json
