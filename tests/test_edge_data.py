@@ -39,3 +39,32 @@ def test_bad_edge_data_fails_before_connecting(harness, case):
     line = next((ln for ln in run.stderr.splitlines() if f"t-bad1: {key} " in ln), None)
     assert line, f"no error naming t-bad1 and {key}:\n{run.stderr}"
     assert expected in line, line
+
+
+def test_alerts_use_the_metrics_the_script_writes():
+    import re
+
+    from keel import ROOT
+    from roles.edge.alerts import EDGE_ALERTS
+
+    script = (ROOT / "templates/edge/keel-edge-metrics.j2").read_text()
+    assert {r["alert"] for r in EDGE_ALERTS["rules"]} >= {"EdgeHigh5xxRate",
+                                                          "EdgeCertificateExpiresSoon"}
+    for rule in EDGE_ALERTS["rules"]:
+        names = re.findall(r"keel_edge_[a-z_]+", rule["expr"])
+        assert names and all(name in script for name in names), rule["alert"]
+
+
+def test_ca_issues_certificates_that_verify(secrets_env):
+    from cryptography import x509
+
+    from keel import ca
+
+    root = x509.load_pem_x509_certificate(ca.init("sandbox", force=True).encode())
+    _, pem = ca.issue("sandbox", ["a.internal"], ["10.0.0.5"], days=3)
+    leaf = x509.load_pem_x509_certificate(pem)
+    leaf.verify_directly_issued_by(root)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["a.internal"]
+    with pytest.raises(Exception, match="already has a CA"):
+        ca.init("sandbox")
