@@ -142,6 +142,19 @@ def test_acme_certificate_from_pebble_validates(converged, hosts, ca_pem):
     assert ssh(hosts[0], "systemctl is-enabled certbot.timer").stdout.strip() == "enabled"
 
 
+def test_acme_renewal_by_the_timer_service(converged, hosts, ca_pem):
+    """certbot.timer's service renews a certificate that is due (a threshold beyond its
+    lifetime makes it due) against pebble, and its deploy hook reloads nginx."""
+    root = _pebble_root(hosts[1], ca_pem)
+    before = _https(hosts[0], ACME, "/health", cadata=root)[2].serial_number
+    conf = "/etc/letsencrypt/renewal/acme.conf"
+    result = ssh(hosts[0], f"sed -i '1i renew_before_expiry = 100000 days' {conf} && "
+                           f"systemctl start certbot.service; rc=$?; sed -i 1d {conf}; exit $rc",
+                 timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert _https(hosts[0], ACME, "/health", cadata=root)[2].serial_number != before
+
+
 def test_wrong_ca_is_refused(converged, hosts, provided):
     with pytest.raises(ssl.SSLCertVerificationError):
         _https(hosts[0], INTERNAL, "/", cadata=provided["root"])
