@@ -157,9 +157,10 @@ def store_commands(file: SecretFile, content: bytes):
     stored = f"{STORE_DIR}/{file.dest}"
     yield StringCommand("install", "-d", "-m", "0700", stored.rsplit("/", 1)[0])
     yield _EncryptedUpload(f"{stored}.age.new", content)
-    yield StringCommand("sh", "-c", (
+    # pyinfra runs each command in `sh -c` already: no nested shell (it would eat the rest).
+    yield StringCommand(
         f"umask 077 && echo '{file.meta}' > '{stored}.meta' && chmod 600 '{stored}.age.new' && "
-        f"mv -f '{stored}.age.new' '{stored}.age' && {DECRYPT} '{file.dest}'"))
+        f"mv -f '{stored}.age.new' '{stored}.age' && {DECRYPT} '{file.dest}'")
 
 
 def declared(settings_of, roles: list[str]) -> list[SecretFile]:
