@@ -156,6 +156,16 @@ def _rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ca(args: argparse.Namespace) -> int:
+    from keel import ca
+
+    if args.action == "init":
+        print(ca.init(args.env, days=args.days, force=args.force), end="")
+    else:
+        print(ca.cert(args.env), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -200,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--rollback", action="store_true",
                     help="return updated hosts to the definitions they replaced")
     ro.set_defaults(func=_rollout)
+
+    ca = sub.add_parser("ca", help="the environment's internal certificate authority")
+    ca.add_argument("action", choices=["init", "cert"],
+                    help="init: create it (key age-encrypted in secrets/<env>.yaml); "
+                         "cert: print its certificate")
+    ca.add_argument("env", help="environment (inventory name)")
+    ca.add_argument("--days", type=int, default=3650, help="for init: CA lifetime")
+    ca.add_argument("--force", action="store_true", help="for init: replace an existing CA")
+    ca.set_defaults(func=_ca)
     return parser
 
 

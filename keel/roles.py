@@ -10,6 +10,9 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    "edge": ("edge",),
+    "storage": ("app",),
+    "claude_cli": ("app",),
     "container_runtime": ("app",),
     "app": ("app",),
 }

@@ -1,7 +1,7 @@
 """Containers on podman: the three reference stacks on real (privileged) sandbox hosts.
 
 c-app1 runs the web stack, the multi-agent pod and the agent; c-app2 runs the agent only.
-One converge of deploys/site.py (base, container_runtime, app), its idempotence re-run and
+One converge of tests/deploys/containers.py (base, secrets, container_runtime, app), its idempotence re-run and
 plan; then behaviour: health, start order, network isolation, limits, restarts, a change
 that recreates one service, and a rolling update that stops at the first unhealthy host.
 The tests run in file order and share the hosts.
@@ -22,6 +22,7 @@ from keel import ROOT, rollout
 from keel.testing import BIN, run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
+DEPLOY = "tests/deploys/containers.py"
 WEB = ["db", "cms", "api", "frontend"]
 POD = ["claude", "grok", "gemini"]
 
@@ -48,7 +49,7 @@ def env(sandbox_hosts, harness, secrets_env):
 
     inv = inventory()
     started = time.monotonic()
-    runs = harness.assert_idempotent(inv, "deploys/site.py")
+    runs = harness.assert_idempotent(inv, DEPLOY)
     return {"hosts": {h.name: h for h in hosts}, "inv": inv, "inventory": inventory,
             "runs": runs, "converge_s": time.monotonic() - started, "values": values}
 

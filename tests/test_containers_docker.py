@@ -17,6 +17,7 @@ from keel import ROOT, rollout
 from keel.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
+DEPLOY = "tests/deploys/containers.py"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def env(sandbox_hosts, harness, secrets_env):
         secrets_env.set(name, value)
     (host,) = sandbox_hosts("c-dock1", privileged=True)
     inv = harness.inventory({"app": [host]}, data=data)
-    runs = harness.assert_idempotent(inv, "deploys/site.py")
+    runs = harness.assert_idempotent(inv, DEPLOY)
     return host, inv, runs
 
 

@@ -43,6 +43,14 @@ def test_podman_unit_carries_the_whole_definition():
     assert "JWT_SECRET=/run/keel/secrets/app/cms/web_strapi_jwt_secret" in unit
 
 
+def test_env_files_of_other_roles_are_passed():
+    web = stack("web_stack")
+    web["app_services"]["api"]["env_files"] = ["/run/keel/secrets/app/storage.env"]
+    data = AppSchema.model_validate({**APP, **web})
+    unit = render_unit(data, "api", data.app_services["api"], "i:1")
+    assert "--env-file /run/keel/secrets/app/storage.env --env-file /run/keel/app/api.env" in unit
+
+
 def test_docker_unit_connects_extra_networks_before_start():
     data = app_data("docker")
     unit = render_unit(data, "api", data.app_services["api"], "localhost/keel/standin:abc")

@@ -6,6 +6,11 @@ never in the environment or the unit. The image is the stand-in from tests/image
 deployment sets `image: registry.example.com/agent:1.4.2` instead of `build`.
 
     KEEL_DATA=examples/app/agent.py pyinfra inventories/sandbox.py deploys/app.py
+
+With the storage role on the same host, let it provide the backend instead of the explicit
+variables: add `"env_files": ["/run/keel/secrets/app/storage.env"]` to the service and set
+`storage_consumers = ["app-agent"]` (and run the container as storage_app_user's uid, which
+owns its DATA_DIR).
 """
 
 app_services = {

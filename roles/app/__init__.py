@@ -493,8 +493,8 @@ def _run_options(data, name: str, svc, h, env_file: str | None) -> list[str]:
         if not item.env:
             target = item.target or f"/run/secrets/{item.secret}"
             opts += ["-v", f"{secret_path(name, item.secret)}:{target}:ro"]
-    if env_file:
-        opts += ["--env-file", env_file]
+    for path in [*svc.env_files, *([env_file] if env_file else [])]:
+        opts += ["--env-file", path]
     for key, value in sorted(svc.environment.items()):
         opts += ["-e", f"{key}={value}"]
     return opts

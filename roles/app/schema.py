@@ -117,6 +117,9 @@ class Service(Model):
     command: list[str] | None = None
     entrypoint: list[str] | None = None
     environment: dict[EnvName, str] = {}
+    # Env-files on the host, read by the engine at start (e.g. the storage role's
+    # /run/keel/secrets/app/storage.env); their roles restart the unit when they change.
+    env_files: list[AbsPath] = []
     secrets: list[Secret] = []
     ports: list[PublishedPort] = []
     volumes: list[Mount] = []
