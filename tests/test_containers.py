@@ -1,10 +1,10 @@
 """Containers on podman: the three reference stacks on real (privileged) sandbox hosts.
 
 c-app1 runs the web stack, the multi-agent pod and the agent; c-app2 runs the agent only.
-One converge of tests/deploys/containers.py (base, secrets, container_runtime, app), its idempotence re-run and
-plan; then behaviour: health, start order, network isolation, limits, restarts, a change
-that recreates one service, and a rolling update that stops at the first unhealthy host.
-The tests run in file order and share the hosts.
+One converge of tests/deploys/containers.py (base, secrets, container_runtime, app), its
+idempotence re-run and plan; then behaviour: health, start order, network isolation,
+limits, restarts, secrets, a change that recreates one service, and a rolling update that
+stops at the first unhealthy host. The tests run in file order and share the hosts.
 """
 
 from __future__ import annotations
