@@ -128,13 +128,17 @@ class Status(FactBase):
                 "u=$(basename \"$f\" .service); s=${u#app-}; "
                 "e=podman; grep -q '^ExecStart.*/docker ' \"$f\" && e=docker; "
                 "p=$(systemctl show -p ActiveState -p NRestarts \"$u\" | sort | tr '\\n' ' '); "
-                f"i=$($e inspect --format '{fmt}' \"$s\" 2>/dev/null || echo '|absent|||'); "
+                f"i=$($e inspect --format '{fmt}' \"$s\" 2>/dev/null) "
+                "&& [ -n \"$i\" ] && [ \"$i\" != '[]' ] || i='|absent|||'; "
                 "echo \"$s|$e|$p|$i\"; done")
 
     def process(self, output) -> dict[str, dict]:
         found = {}
         for line in output:
-            service, engine, props, image, state, health, cid, started = line.split("|")
+            parts = line.split("|")
+            if len(parts) != 8:  # a container removed while it was read: absent
+                parts = [*parts[:3], "", "absent", "", "", ""]
+            service, engine, props, image, state, health, cid, started = parts
             prop = dict(p.split("=", 1) for p in props.split())
             found[service] = {
                 "engine": engine, "unit": prop.get("ActiveState", ""),
