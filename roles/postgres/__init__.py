@@ -11,12 +11,12 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import apt, files, server, systemd
 
-from keel import secrets as keel_secrets
 from keel.data import settings
 from keel.facts import MemTotal
 from keel.firewall import source_addresses
 from keel.ops import config_file, text
 from keel.schema import PortRule
+from keel.secrets import SecretFile, deliver, value
 from roles.postgres import plan
 from roles.postgres.facts import PostgresCluster, PostgresGrants, psql
 from roles.postgres.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
@@ -98,7 +98,7 @@ KEEL_CONF = f"{CONF_DIR}/conf.d/keel.conf"
 SCRIPTS = Path(__file__).parent / "scripts"
 PASSWORD_TOOL = "/usr/local/sbin/keel-pg-password"
 BACKUP_TOOL = "/usr/local/sbin/keel-pg-backup"
-S3_KEYS = "postgres-backup/s3-{}"
+S3_CREDENTIALS = "postgres-backup/s3-credentials"
 
 
 def ports(data: Schema) -> list[PortRule]:
@@ -109,14 +109,22 @@ def ports(data: Schema) -> list[PortRule]:
         if sources else []
 
 
-def secrets(data: Schema) -> list[str]:
-    """Role passwords, and the S3 keys when backups are uploaded."""
-    names = [role.password_secret for role in data.postgres_roles
-             if role.state == "present" and role.password_secret]
-    if data.postgres_backup_s3:
-        names += [data.postgres_backup_s3.access_key_secret,
-                  data.postgres_backup_s3.secret_key_secret]
-    return names
+def secrets(data: Schema) -> list[SecretFile]:
+    """Role passwords (read by keel-pg-password only), and S3 credentials for backup uploads."""
+    out = [SecretFile(dest=_password_file(role.name), secret=role.password_secret,
+                      owner="postgres", group="postgres")
+           for role in data.postgres_roles if role.state == "present" and role.password_secret]
+    s3 = data.postgres_backup_s3
+    if s3:
+        out.append(SecretFile(dest=S3_CREDENTIALS, template="postgres/s3-credentials.j2",
+                              uses=(s3.access_key_secret, s3.secret_key_secret),
+                              context={"access_key": s3.access_key_secret,
+                                       "secret_key": s3.secret_key_secret}))
+    return out
+
+
+def _password_file(role: str) -> str:
+    return f"postgres/{role}.password"
 
 
 @deploy("postgres")
@@ -170,6 +178,7 @@ def _roles(data, cluster) -> None:
     current = (cluster or {}).get("roles", {})
     files.put(name="Install keel-pg-password", src=str(SCRIPTS / "keel_pg_password.py"),
               dest=PASSWORD_TOOL, mode="0755")
+    declared = {f.dest: f for f in secrets(data)}
     for role in data.postgres_roles:
         if role.state != "present":
             continue
@@ -179,16 +188,16 @@ def _roles(data, cluster) -> None:
                          commands=[psql(change[1])])
         if not role.password_secret:
             continue
-        dest = f"postgres/{role.name}.password"
-        keel_secrets.deliver(name=f"Deliver password of PostgreSQL role {role.name}",
-                             secret=role.password_secret, dest=dest, owner="postgres",
-                             group="postgres", mode="0400")
+        file = declared[_password_file(role.name)]
+        deliver(name=f"Deliver password of PostgreSQL role {role.name}", file=file)
+        # Checked here against the stored verifier's salt and iterations, so an unchanged
+        # password is no change; set on the host from the delivered file.
         have = current.get(role.name)
-        password = normalise(keel_secrets.value(role.password_secret))
+        password = normalise(value(role.password_secret))
         if have is None or not matches(password, have["scram"], have["digest"]):
             server.shell(name=f"Set password of PostgreSQL role {role.name}",
                          commands=[f"cd / && runuser -u postgres -- {PASSWORD_TOOL} "
-                                   f"{role.name} /run/keel/secrets/{dest}"])
+                                   f"{role.name} {file.path}"])
 
 
 def _databases(data, cluster) -> None:
@@ -244,15 +253,11 @@ def _backups(data) -> None:
     if s3:
         apt.packages(name="Install boto3 (backup upload)", packages=["python3-boto3"],
                      no_recommends=True)
-        for part, secret in (("access-key", s3.access_key_secret),
-                             ("secret-key", s3.secret_key_secret)):
-            keel_secrets.deliver(name=f"Deliver S3 {part} for backups", secret=secret,
-                                 dest=S3_KEYS.format(part), owner="root", group="root",
-                                 mode="0400")
+        credentials = next(f for f in secrets(data) if f.dest == S3_CREDENTIALS)
+        deliver(name="Deliver S3 credentials for backups", file=credentials)
         upload = {"endpoint_url": s3.endpoint_url, "bucket": s3.bucket, "prefix": s3.prefix,
                   "region": s3.region, "ca_bundle": s3.ca_bundle,
-                  "access_key_file": f"/run/keel/secrets/{S3_KEYS.format('access-key')}",
-                  "secret_key_file": f"/run/keel/secrets/{S3_KEYS.format('secret-key')}"}
+                  "credentials_file": credentials.path}
     config = {"_": "managed by keel: roles/postgres", "dir": data.postgres_backup_dir,
               "databases": data.postgres_backup_databases,
               "keep_daily": data.postgres_backup_keep_daily,

@@ -9,11 +9,11 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, systemd
 
-from keel import secrets as keel_secrets
 from keel.data import settings
 from keel.facts import MemTotal
-from keel.ops import config_file, private_file
+from keel.ops import config_file
 from keel.schema import PortRule, size_bytes
+from keel.secrets import SecretFile, deliver
 from roles.redis.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
 
 DEFAULTS = {
@@ -50,17 +50,29 @@ DEFAULTS = {
     "redis_settings": {},
 }
 
-ACL_FILE = "/etc/redis/users.acl"
+USERS = "redis/users.conf"
 
 
 def ports(data: Schema) -> list[PortRule]:
     return [PortRule(port=data.redis_port, sources=data.redis_sources, comment="redis")]
 
 
-def secrets(data: Schema) -> list[str]:
-    names = [user.password_secret for user in data.redis_users]
-    return names + ([data.redis_default_password_secret]
-                    if data.redis_default_password_secret else [])
+def _sha256(password: str) -> str:
+    # One trailing newline is not part of a secret.
+    return hashlib.sha256(password.removesuffix("\n").encode()).hexdigest()
+
+
+def secrets(data: Schema) -> list[SecretFile]:
+    """The ACL users, with SHA-256 hashes of their passwords (Redis takes '#<hash>'): a file
+    derived from secrets, so it lives under /run/keel/secrets and is included by redis.conf."""
+    default = data.redis_default_password_secret
+    return [SecretFile(
+        dest=USERS, template="redis/users.conf.j2", owner="redis", group="redis",
+        uses=tuple(dict.fromkeys([u.password_secret for u in data.redis_users]
+                                 + ([default] if default else []))),
+        context={"users": data.redis_users, "default_secret": default, "sha256": _sha256,
+                 # Last on each user's line, so no earlier rule can re-enable them.
+                 "disabled": " ".join(f"-{c.lower()}" for c in data.redis_disabled_commands)})]
 
 
 def _size(n: int) -> str:
@@ -68,29 +80,6 @@ def _size(n: int) -> str:
         if n % factor == 0:
             return f"{n // factor}{unit}"
     return str(n)
-
-
-def _password_hash(secret: str) -> str:
-    # Redis ACLs take '#<sha256 hex>', so no plaintext is written to the host. One trailing
-    # newline is not part of a secret.
-    return "#" + hashlib.sha256(keel_secrets.value(secret).removesuffix("\n").encode()).hexdigest()
-
-
-def acl_lines(data: Schema) -> list[str]:
-    """users.acl: each user reset, then its rules; the disabled commands come last so that no
-    earlier rule can re-enable them."""
-    disabled = [f"-{c.lower()}" for c in data.redis_disabled_commands]
-    lines = []
-    if data.redis_default_password_secret:
-        lines.append(" ".join(["user default reset on",
-                               _password_hash(data.redis_default_password_secret),
-                               "~* &* +@all", *disabled]))
-    else:
-        lines.append("user default reset off")
-    for user in data.redis_users:
-        lines.append(" ".join(["user", user.name, "reset on", _password_hash(user.password_secret),
-                               *user.keys, *user.channels, *user.commands, *disabled]))
-    return lines
 
 
 @deploy("redis")
@@ -101,15 +90,17 @@ def apply() -> None:
     maxmemory = size_bytes(data.redis_maxmemory) if data.redis_maxmemory \
         else host.get_fact(MemTotal) // 2
     apt.packages(name="Install redis-server", packages=["redis-server"], no_recommends=True)
+    (users,) = secrets(data)
+    acl = deliver(name="Deliver ACL users (password hashes)", file=users)
+    unit = config_file("redis", "keel.conf", "/etc/systemd/system/redis-server.service.d/keel.conf",
+                       name="Start redis-server after keel-secrets")
+    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     conf = config_file("redis", "redis.conf", "/etc/redis/redis.conf", user="root",
                        group="redis", mode="0640", name="Write redis.conf", bind=bind,
-                       maxmemory=_size(maxmemory))
-    # Password hashes: written without a diff, readable by redis only.
-    acl = private_file(name="Write ACL users", content="\n".join(acl_lines(data)) + "\n",
-                       dest=ACL_FILE, user="root", group="redis", mode="0640")
+                       maxmemory=_size(maxmemory), users=users.path)
     systemd.service(name="Enable redis-server at boot", service="redis-server", running=None,
                     enabled=True)
     # Redis has no reload; a restart keeps the data when persistence is on.
     systemd.service(name="Restart redis-server", service="redis-server", restarted=True,
-                    _if=lambda: conf.did_change() or acl.did_change())
+                    _if=lambda: conf.did_change() or acl.did_change() or unit.did_change())
     systemd.service(name="Start redis-server", service="redis-server", running=True)

@@ -63,16 +63,13 @@ def dump(database: str, dest: Path) -> None:
 
 
 def s3_client(s3: dict):
+    # The keys are read by boto3 from the delivered credentials file, nowhere else.
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = s3["credentials_file"]
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
     import boto3  # only hosts that upload have it (python3-boto3)
 
-    def read(path: str) -> str:
-        return Path(path).read_text().strip()
-
-    return boto3.client(
-        "s3", endpoint_url=s3.get("endpoint_url"), region_name=s3["region"],
-        aws_access_key_id=read(s3["access_key_file"]),
-        aws_secret_access_key=read(s3["secret_key_file"]),
-        verify=s3.get("ca_bundle") or True)
+    return boto3.client("s3", endpoint_url=s3.get("endpoint_url"), region_name=s3["region"],
+                        verify=s3.get("ca_bundle") or True)
 
 
 def s3_key(s3: dict, path: Path) -> str:
@@ -88,7 +85,10 @@ def backup(config: dict) -> int:
     s3 = config["s3"]
     client = None
     failed = 0
-    for database in databases(config):
+    wanted = databases(config)
+    # Metrics cover the databases backed up now: a dropped one stops being reported.
+    state = {name: record for name, record in state.items() if name in wanted}
+    for database in wanted:
         started = time.time()
         now = datetime.now(UTC)
         record = state.setdefault(database, {})

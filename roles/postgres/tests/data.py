@@ -4,6 +4,7 @@ postgres_roles = [
     {"name": "app", "password_secret": "postgres_app_password"},
     {"name": "reporting", "password_secret": "postgres_reporting_password",
      "connection_limit": 5},
+    {"name": "legacy", "login": False},
 ]
 postgres_databases = [
     {"name": "app", "owner": "app", "grants": [
@@ -11,6 +12,7 @@ postgres_databases = [
          "tables": {"public": ["SELECT"]}, "sequences": {"public": ["select"]}},
     ]},
     {"name": "audit", "owner": "reporting"},
+    {"name": "scratch", "owner": "postgres"},
 ]
 postgres_max_connections = 50
 postgres_backup_keep_daily = 2
