@@ -40,7 +40,8 @@ CASES = {
         {"postgres_settings": {"shared_buffers": "1GB"}}, "postgres_settings",
         "set by postgres_shared_buffers"),
     "unknown eviction policy": (
-        {"redis_maxmemory_policy": "lru"}, "redis_maxmemory_policy", "Input should be 'noeviction'"),
+        {"redis_maxmemory_policy": "lru"}, "redis_maxmemory_policy",
+        "Input should be 'noeviction'"),
     "hba source group with no hosts": (
         {"postgres_hba": [{"sources": ["group:nosuch"]}]}, "postgres_hba",
         "names a group with no hosts"),

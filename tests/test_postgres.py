@@ -124,9 +124,8 @@ def test_settings_scaled_to_memory(converged, hosts):
                 "work_mem": max(4 * MB, (memory - shared) // (3 * 50)) // MB * MB,
                 "maintenance_work_mem": min(memory // 16, 2 << 30) // MB * MB,
                 "min_wal_size": 1 << 30, "max_wal_size": 4 << 30}
-    rows = as_postgres(db, "select name, setting::bigint * pg_size_bytes('1' || "
-                           "coalesce(unit, 'B')) from pg_settings where name in ('"
-                       + "','".join(expected) + "')", "postgres")
+    rows = as_postgres(db, "select name, pg_size_bytes(current_setting(name)) from pg_settings "
+                           "where name in ('" + "','".join(expected) + "')", "postgres")
     assert dict((n, int(v)) for n, v in (r.split("|") for r in rows.splitlines())) == expected
     assert as_postgres(db, "show max_connections", "postgres") == "50"
     assert as_postgres(db, "show password_encryption", "postgres") == "scram-sha-256"

@@ -85,9 +85,16 @@ def backup(config: dict) -> int:
     s3 = config["s3"]
     client = None
     failed = 0
-    wanted = databases(config)
-    # Metrics cover the databases backed up now: a dropped one stops being reported.
-    state = {name: record for name, record in state.items() if name in wanted}
+    try:
+        wanted = databases(config)
+        # Metrics cover the databases backed up now: a dropped one stops being reported.
+        state = {name: record for name, record in state.items() if name in wanted}
+    except subprocess.CalledProcessError as exc:
+        # PostgreSQL does not answer: every database known from earlier runs failed.
+        log(f"cannot list databases: {exc.stderr.strip()}")
+        wanted, failed = [], 1
+        for record in state.values():
+            record.update(status=0, last_run=time.time())
     for database in wanted:
         started = time.time()
         now = datetime.now(UTC)
