@@ -91,3 +91,43 @@ def test_memory_tuning_scales_and_data_wins():
                                   postgres_work_mem="8M"), 16 << 30, None)
     assert params["shared_buffers"] == "256MB" and params["work_mem"] == "8MB"
     assert params["listen_addresses"] == "'localhost'"
+
+
+def test_privileges_are_made_exact():
+    from roles.postgres.plan import grant_sql
+    from roles.postgres.schema import Database
+
+    db = Database.model_validate({"name": "app", "owner": "app", "grants": [
+        {"role": "ro", "database": ["connect"], "tables": {"public": ["SELECT"]}}]})
+    assert grant_sql(db, "ro", None, None) == [
+        'GRANT CONNECT ON DATABASE "app" TO "ro"',
+        'ALTER DEFAULT PRIVILEGES FOR ROLE "app" IN SCHEMA "public" GRANT SELECT ON TABLES '
+        'TO "ro"']
+    # Two tables, one of them also writable by ro: everything on tables is redone.
+    current = {"schemas": {"public": {"PUBLIC": {"USAGE"}}}, "counts": {("public", "tables"): 2},
+               "objects": {("public", "tables", "ro"): {"SELECT": 2, "INSERT": 1}},
+               "defaults": {("public", "app", "tables", "ro"): {"SELECT"}}}
+    assert grant_sql(db, "ro", {"ro": ["CONNECT"]}, current) == [
+        'REVOKE ALL ON ALL TABLES IN SCHEMA "public" FROM "ro"',
+        'GRANT SELECT ON ALL TABLES IN SCHEMA "public" TO "ro"']
+    current["objects"][("public", "tables", "ro")] = {"SELECT": 2}
+    assert grant_sql(db, "ro", {"ro": ["CONNECT"]}, current) == []
+    # A role the database's grants do not name loses what it has.
+    assert grant_sql(db, "other", {"other": ["CONNECT", "TEMPORARY"]}, current) == [
+        'REVOKE CONNECT, TEMPORARY ON DATABASE "app" FROM "other"']
+
+
+def test_restart_only_for_postmaster_parameters():
+    from roles.postgres.plan import changed_parameters, restart_reasons
+
+    wanted = {"max_connections": "100", "work_mem": "8MB"}
+    current = ["# managed by keel", "max_connections = 100", "work_mem = 4MB",
+               "random_page_cost = 1.1"]
+    changed = changed_parameters(current, wanted)
+    assert changed == {"work_mem", "random_page_cost"}
+    cluster = {"contexts": {"max_connections": "postmaster", "work_mem": "user",
+                            "random_page_cost": "user"}, "pending_restart": []}
+    assert restart_reasons(changed, cluster) == []
+    assert restart_reasons(changed | {"max_connections"}, cluster) == ["max_connections"]
+    assert restart_reasons(set(), {**cluster, "pending_restart": ["shared_buffers"]}) \
+        == ["shared_buffers"]

@@ -179,7 +179,8 @@ def test_password_rotation_sets_only_that_password(converged, harness, hosts, da
     old = PASSWORDS["postgres_app_password"]
     PASSWORDS["postgres_app_password"] = new = "app-Pw-rotated-77aa"
     secrets_env.set("postgres_app_password", new)
-    run = harness.converge(inv, DEPLOY)
+    # With every log level on: commands, their output and facts must not show it either.
+    run = harness.converge(inv, DEPLOY, args=["--debug", "-vvv"])
     assert sorted(changed(run)) == ["Deliver password of PostgreSQL role app",
                                               "Set password of PostgreSQL role app"]
     assert new not in run.output and old not in run.output

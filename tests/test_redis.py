@@ -1,6 +1,7 @@
 """redis on a real sandbox host: idempotence with passwords, ACL users, refusals, memory and
 persistence across restarts, rotation, and no plaintext anywhere."""
 
+import hashlib
 import subprocess
 
 import pytest
@@ -100,8 +101,9 @@ def test_password_rotation(converged, cache, harness, secrets_env):
     old, new = PASSWORDS["redis_app_password"], "redis-Pw-rotated-0b9f"
     secrets_env.set("redis_app_password", new)
     PASSWORDS["redis_app_password"] = new
-    run = harness.converge(inventory, DEPLOY)
+    run = harness.converge(inventory, DEPLOY, args=["--debug", "-vvv"])
     assert "Deliver ACL users (password hashes)" in changed(run)
     assert new not in run.output and old not in run.output
+    assert hashlib.sha256(new.encode()).hexdigest() not in run.output
     assert cli(cache, "get", "app:kept", password=new) == "1"
     assert "WRONGPASS" in cli(cache, "ping", password=old)

@@ -184,8 +184,7 @@ def _roles(data, cluster) -> None:
             continue
         change = plan.role_sql(role, current.get(role.name))
         if change:
-            server.shell(name=f"{change[0]} PostgreSQL role {role.name}",
-                         commands=[psql(change[1])])
+            server.shell(name=change[0], commands=[psql(change[1])])
         if not role.password_secret:
             continue
         file = declared[_password_file(role.name)]
@@ -208,8 +207,7 @@ def _databases(data, cluster) -> None:
             continue
         change = plan.database_sql(db, current.get(db.name))
         if change:
-            server.shell(name=f"{change[0]} database {db.name} (owner {db.owner})",
-                         commands=[psql(change[1])])
+            server.shell(name=change[0], commands=[psql(change[1])])
         acl = current.get(db.name, {}).get("acl")
         if acl is None or "PUBLIC" in acl:
             server.shell(name=f"Revoke PUBLIC's access to database {db.name}",

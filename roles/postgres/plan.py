@@ -113,26 +113,29 @@ ROLE_FLAGS = ("login", "superuser", "createdb", "createrole")
 
 
 def role_sql(role, current: dict | None) -> tuple[str, str] | None:
-    """(what, statement) creating or altering a role's attributes; None if they are right."""
+    """(operation name, statement) creating or altering a role; None if it is right."""
     attrs = " ".join(("" if getattr(role, f) else "NO") + f.upper() for f in ROLE_FLAGS)
     attrs += f" CONNECTION LIMIT {role.connection_limit}"
     if current is None:
-        return "Create", f"CREATE ROLE {ident(role.name)} WITH {attrs}"
+        return (f"Create PostgreSQL role {role.name}",
+                f"CREATE ROLE {ident(role.name)} WITH {attrs}")
     differ = [f for f in ROLE_FLAGS if current[f] != getattr(role, f)]
     if current["connection_limit"] != role.connection_limit:
         differ.append("connection_limit")
     if not differ:
         return None
-    return f"Alter ({', '.join(differ)})", f"ALTER ROLE {ident(role.name)} WITH {attrs}"
+    return (f"Alter PostgreSQL role {role.name} ({', '.join(differ)})",
+            f"ALTER ROLE {ident(role.name)} WITH {attrs}")
 
 
 def database_sql(db, current: dict | None) -> tuple[str, str] | None:
+    """(operation name, statement) creating a database or changing its owner; None if right."""
     if current is None:
-        return "Create", (f"CREATE DATABASE {ident(db.name)} OWNER {ident(db.owner)} "
-                          f"ENCODING {literal(db.encoding)} LOCALE {literal(db.locale)} "
-                          "TEMPLATE template0")
+        return (f"Create database {db.name} (owner {db.owner})",
+                f"CREATE DATABASE {ident(db.name)} OWNER {ident(db.owner)} "
+                f"ENCODING {literal(db.encoding)} LOCALE {literal(db.locale)} TEMPLATE template0")
     if current["owner"] != db.owner:
-        return (f"Change owner of ({current['owner']} -> {db.owner})",
+        return (f"Give database {db.name} to {db.owner} (owned by {current['owner']})",
                 f"ALTER DATABASE {ident(db.name)} OWNER TO {ident(db.owner)}")
     return None
 
@@ -144,12 +147,10 @@ NEW_DATABASE_GRANTS = {"schemas": {"public": {"pg_database_owner": {"CREATE", "U
 
 
 def _replace(current: set, wanted: list[str], on: str, grantee: str) -> list[str]:
-    if current == set(wanted):
-        return []
-    out = [f"REVOKE ALL ON {on} FROM {grantee}"]
-    if wanted:
-        out.append(f"GRANT {', '.join(sorted(wanted))} ON {on} TO {grantee}")
-    return out
+    """Statements revoking what is held but not wanted and granting what is wanted but not held."""
+    extra, missing = sorted(current - set(wanted)), sorted(set(wanted) - current)
+    out = [f"REVOKE {', '.join(extra)} ON {on} FROM {grantee}"] if extra else []
+    return out + ([f"GRANT {', '.join(missing)} ON {on} TO {grantee}"] if missing else [])
 
 
 def grant_sql(db, role: str, acl: dict | None, grants: dict | None) -> list[str]:
@@ -174,12 +175,10 @@ def grant_sql(db, role: str, acl: dict | None, grants: dict | None) -> list[str]
                 if want:
                     out.append(f"GRANT {', '.join(want)} ON ALL {kind.upper()} IN SCHEMA "
                                f"{schema} TO {who}")
-            default = f"DEFAULT PRIVILEGES FOR ROLE {ident(db.owner)} IN SCHEMA {schema}"
-            if grants["defaults"].get((nsp, db.owner, kind, role), set()) != set(want):
-                out.append(f"ALTER {default} REVOKE ALL ON {kind.upper()} FROM {who}")
-                if want:
-                    out.append(f"ALTER {default} GRANT {', '.join(want)} ON {kind.upper()} "
-                               f"TO {who}")
+            default = f"ALTER DEFAULT PRIVILEGES FOR ROLE {ident(db.owner)} IN SCHEMA {schema} "
+            out += [default + statement for statement in _replace(
+                grants["defaults"].get((nsp, db.owner, kind, role), set()), want,
+                kind.upper(), who)]
     return out
 
 
