@@ -94,4 +94,3 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
 def text(content: str) -> StringIO:
     """In-memory file content for files.put."""
     return StringIO(content)
-

@@ -186,7 +186,6 @@ def test_password_rotation_sets_only_that_password(converged, harness, hosts, da
     assert new not in run.output and old not in run.output
     assert psql_from(app, db, "app", new, "select 1").stdout.strip() == "1"
     assert "password authentication failed" in psql_from(app, db, "app", old, "select 1").stderr
-    assert harness.converge(inv, DEPLOY).changed() == {}
 
 
 def _times(db):

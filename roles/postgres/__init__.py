@@ -14,7 +14,7 @@ from pyinfra.operations import apt, files, server, systemd
 from keel.data import settings
 from keel.facts import MemTotal
 from keel.firewall import source_addresses
-from keel.ops import config_file, text
+from keel.ops import config_file, managed_file
 from keel.schema import PortRule
 from keel.secrets import SecretFile, deliver, value
 from roles.postgres import plan
@@ -162,6 +162,9 @@ def _configure(data, cluster) -> None:
     hba = config_file("postgres", "pg_hba.conf", f"{CONF_DIR}/pg_hba.conf", user="postgres",
                       group="postgres", mode="0640", name="Write pg_hba.conf",
                       rules=plan.hba_rules(data, source_addresses))
+    unit = config_file("postgres", "unit.conf", f"/etc/systemd/system/{UNIT}.service.d/keel.conf",
+                       name="Start PostgreSQL once the network is up")
+    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     systemd.service(name="Enable PostgreSQL at boot", service="postgresql", running=None,
                     enabled=True)
     pending = bool(cluster and cluster["pending_restart"])
@@ -176,8 +179,8 @@ def _configure(data, cluster) -> None:
 
 def _roles(data, cluster) -> None:
     current = (cluster or {}).get("roles", {})
-    files.put(name="Install keel-pg-password", src=str(SCRIPTS / "keel_pg_password.py"),
-              dest=PASSWORD_TOOL, mode="0755")
+    managed_file(name="Install keel-pg-password", dest=PASSWORD_TOOL, mode="0755",
+                 content=(SCRIPTS / "keel_pg_password.py").read_text())
     declared = {f.dest: f for f in secrets(data)}
     for role in data.postgres_roles:
         if role.state != "present":
@@ -242,8 +245,8 @@ def _drop(data, cluster) -> None:
 
 
 def _backups(data) -> None:
-    files.put(name="Install keel-pg-backup", src=str(SCRIPTS / "keel_pg_backup.py"),
-              dest=BACKUP_TOOL, mode="0755")
+    managed_file(name="Install keel-pg-backup", dest=BACKUP_TOOL, mode="0755",
+                 content=(SCRIPTS / "keel_pg_backup.py").read_text())
     files.directory(name="Backup directory", path=data.postgres_backup_dir, user="root",
                     group="root", mode="0700")
     s3 = data.postgres_backup_s3
@@ -261,14 +264,14 @@ def _backups(data) -> None:
               "keep_daily": data.postgres_backup_keep_daily,
               "keep_weekly": data.postgres_backup_keep_weekly,
               "metrics_dir": data.postgres_backup_metrics_dir, "s3": upload}
-    files.put(name="Write backup settings", src=text(json.dumps(config, indent=1) + "\n"),
-              dest="/etc/keel/postgres-backup.json")
+    managed_file(name="Write backup settings", dest="/etc/keel/postgres-backup.json",
+                 content=json.dumps(config, indent=1) + "\n")
     service = config_file("postgres", "keel-pg-backup.service",
                           "/etc/systemd/system/keel-pg-backup.service",
                           name="Backup service unit")
     timer = config_file("postgres", "keel-pg-backup.timer",
                         "/etc/systemd/system/keel-pg-backup.timer", name="Backup timer unit")
-    systemd.daemon_reload(name="Reload systemd units",
+    systemd.daemon_reload(name="Reload systemd units (backups)",
                           _if=lambda: service.did_change() or timer.did_change())
     enabled = data.postgres_backup_enabled
     systemd.service(name=f"{'Enable' if enabled else 'Disable'} the backup timer",
