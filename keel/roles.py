@@ -12,6 +12,7 @@ ROLES: dict[str, tuple[str, ...]] = {
     "secrets": ("all",),
     "postgres": ("db",),
     "redis": ("cache",),
+    "edge": ("edge",),
 }
 
 
