@@ -13,6 +13,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     "postgres": ("db",),
     "redis": ("cache",),
     "edge": ("edge",),
+    "storage": ("app",),
+    "claude_cli": ("app",),
 }
 
 
