@@ -26,10 +26,13 @@ CASES = {
         {"redis_maxmemory": "1 gigabyte"}, "redis_maxmemory", "size such as"),
     "password secret that does not exist": (
         {"postgres_roles": [{"name": "app", "password_secret": "postgres_nosuch_password"}]},
-        "postgres_nosuch_password", "secret needed by role postgres is not set"),
+        "postgres_roles[0].password_secret",
+        "secret postgres_nosuch_password (needed by role postgres) is not set in "
+        "secrets/sandbox.yaml"),
     "redis password secret that does not exist": (
         {"redis_users": [{"name": "app", "password_secret": "redis_nosuch_password"}]},
-        "redis_nosuch_password", "secret needed by role redis is not set"),
+        "redis_users[0].password_secret",
+        "secret redis_nosuch_password (needed by role redis) is not set in secrets/sandbox.yaml"),
     "drop without confirmation": (
         {"postgres_roles": [{"name": "old", "state": "absent"}]},
         "postgres_roles[0]", "set confirm_drop: True"),

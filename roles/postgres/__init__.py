@@ -112,8 +112,10 @@ def ports(data: Schema) -> list[PortRule]:
 def secrets(data: Schema) -> list[SecretFile]:
     """Role passwords (read by keel-pg-password only), and S3 credentials for backup uploads."""
     out = [SecretFile(dest=_password_file(role.name), secret=role.password_secret,
-                      owner="postgres", group="postgres")
-           for role in data.postgres_roles if role.state == "present" and role.password_secret]
+                      owner="postgres", group="postgres",
+                      named_by={role.password_secret: f"postgres_roles[{i}].password_secret"})
+           for i, role in enumerate(data.postgres_roles)
+           if role.state == "present" and role.password_secret]
     s3 = data.postgres_backup_s3
     if s3:
         out.append(SecretFile(dest=S3_CREDENTIALS, template="postgres/s3-credentials.j2",
