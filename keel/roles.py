@@ -10,6 +10,11 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    # Exporters come after the servers they watch.
+    "node_exporter": ("all",),
+    "postgres_exporter": ("db",),
+    "redis_exporter": ("cache",),
+    "prometheus": ("mon",),
 }
 
 
