@@ -136,12 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sb = sub.add_parser("sandbox", help="local Debian 12 hosts (podman, systemd, SSH)")
-    sb.add_argument("action", choices=["up", "down", "status", "ssh", "image"])
-    sb.add_argument("names", nargs=argparse.REMAINDER,
-                    help="hosts or topologies (prod); for ssh: host and command")
-    sb.add_argument("--privileged", action="store_true",
-                    help="start hosts privileged, to run containers inside them")
-    sb.add_argument("--fresh", action="store_true", help="recreate hosts that are running")
+    actions = sb.add_subparsers(dest="action", required=True)
+    for name, text in [("up", "start hosts or topologies (default: prod)"),
+                       ("down", "remove hosts (default: all of keel's, and its network)")]:
+        action = actions.add_parser(name, help=text)
+        action.add_argument("names", nargs="*", help="host or topology names (prod)")
+        if name == "up":
+            action.add_argument("--privileged", action="store_true",
+                                help="start hosts privileged, to run containers inside them")
+            action.add_argument("--fresh", action="store_true",
+                                help="recreate hosts that are running")
+    actions.add_parser("status", help="keel's hosts, state and address")
+    actions.add_parser("image", help="build the host image if its recipe changed")
+    ssh = actions.add_parser("ssh", help="ssh to a host as root: keel sandbox ssh NAME [CMD...]")
+    ssh.add_argument("names", nargs=argparse.REMAINDER, help="host, then an optional command")
     sb.set_defaults(func=_sandbox)
 
     se = sub.add_parser("secrets", help="age-encrypted secrets per environment")
