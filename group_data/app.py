@@ -2,3 +2,5 @@
 
 # The node exporter reports these units' state and restarts (alerts ServiceDown/Restarting).
 node_exporter_systemd_units = r"app-.+\.service"
+# ... and their containers' health checks (alert ServiceUnhealthy).
+node_exporter_service_health = True

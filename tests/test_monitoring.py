@@ -137,10 +137,16 @@ def _alert(hosts, name):
     return [a for a in _api(hosts, "alerts")["alerts"] if a["labels"]["alertname"] == name]
 
 
-def test_redis_down_and_failed_backup_alert(converged, hosts):
+def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
     # The backup job writes textfile metrics; a failed run is status 0.
     ssh(hosts["m-db1"], "printf 'keel_backup_last_status{database=\"app\"} 0\\n' "
                         "> /var/lib/prometheus/node-exporter/keel_backup.prom")
+    # An app service whose container fails its health check (a stand-in engine answers).
+    ssh(hosts["m-app1"], "printf '[Service]\\nExecStart=/usr/bin/podman start -a web\\n' "
+                         "> /etc/systemd/system/app-web.service && "
+                         "printf '#!/bin/sh\\necho unhealthy\\n' > /usr/local/bin/podman && "
+                         "chmod 755 /usr/local/bin/podman && "
+                         "systemctl start keel-service-health.service")
     ssh(hosts["m-cache1"], "systemctl stop redis-server")
     redis = f"http://{hosts['m-cache1'].address}:9121/metrics"
     assert "\nredis_up 0\n" in _get(hosts["m-mon1"], redis)
@@ -149,6 +155,9 @@ def test_redis_down_and_failed_backup_alert(converged, hosts):
     assert down and down[0]["labels"]["host"] == "m-cache1"
     backup = _wait(lambda: _alert(hosts, "BackupFailed"), timeout=30)
     assert backup and backup[0]["labels"]["database"] == "app"
+    unhealthy = _wait(lambda: _alert(hosts, "ServiceUnhealthy"), timeout=30)
+    assert unhealthy and unhealthy[0]["labels"]["service"] == "web"
+    assert unhealthy[0]["labels"]["host"] == "m-app1"
 
 
 def _prometheus_pid(hosts):

@@ -25,6 +25,10 @@ DEFAULTS = {
     "node_exporter_textfile_dir": "/var/lib/prometheus/node-exporter",
     # Regexp of systemd units to report (state, restarts); None disables the systemd collector.
     "node_exporter_systemd_units": None,
+    # Write app service containers' health checks as textfile metrics (keel_service_healthy).
+    "node_exporter_service_health": False,
+    # How often that health is read (systemd time span).
+    "node_exporter_service_health_interval": "30s",
     # More exporter flags, e.g. ["--no-collector.wifi"].
     "node_exporter_extra_args": [],
 }
@@ -68,3 +72,19 @@ def apply() -> None:
     systemd.service(name="Run node exporter", service=SERVICE, running=True, enabled=True)
     systemd.service(name="Restart node exporter", service=SERVICE, restarted=True,
                     _if=env.did_change)
+    _service_health(data)
+
+
+def _service_health(data) -> None:
+    """A timer that reads the container runtime's health states (Debian has no cadvisor)."""
+    if not data.node_exporter_service_health:
+        return
+    config_file("node_exporter", "keel-service-health.sh", "/usr/local/sbin/keel-service-health",
+                mode="0755", name="Install service health collector")
+    units = [config_file("node_exporter", f"keel-service-health.{kind}",
+                         f"/etc/systemd/system/keel-service-health.{kind}",
+                         name=f"Install keel-service-health.{kind}")
+             for kind in ("service", "timer")]
+    systemd.service(name="Run service health timer", service="keel-service-health.timer",
+                    running=True, enabled=True,
+                    daemon_reload=any(unit.will_change for unit in units))

@@ -23,4 +23,6 @@ class Schema(RoleData):
     node_exporter_sources: list[Source]
     node_exporter_textfile_dir: Annotated[str, Field(pattern=r"^/.+")]
     node_exporter_systemd_units: Annotated[str, AfterValidator(_regexp)] | None
+    node_exporter_service_health: bool
+    node_exporter_service_health_interval: Annotated[str, Field(pattern=r"^[0-9]+(ms|s|min|h)$")]
     node_exporter_extra_args: list[Annotated[str, Field(pattern=r"^--[a-z]")]]
