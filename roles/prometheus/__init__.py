@@ -132,12 +132,8 @@ def apply() -> None:
             f"rm -rf {ETC}/rules && mv {ETC}/rules.new {ETC}/rules",
             f"mv {ETC}/prometheus.yml.new {ETC}/prometheus.yml",
         ]
-        # Reload even when flags change and a restart follows: a reload marks the targets it
-        # drops as stale (Debian's default ones, on a first install), a restart does not, and
-        # their last `up == 0` would linger for 5 minutes. No-op while Prometheus is stopped.
-        commands.append("systemctl try-reload-or-restart prometheus")
-        if env.will_change:
-            commands.append("sleep 2")  # the reload (SIGHUP) completes before the restart
+        if not env.will_change:
+            commands.append("systemctl reload prometheus")
         server.shell(name="Check config and rules (promtool), install, reload",
                      commands=commands)
     systemd.service(name="Run Prometheus", service="prometheus", running=True, enabled=True)
