@@ -10,6 +10,7 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    "edge": ("edge",),
     # Exporters come after the servers they watch.
     "node_exporter": ("all",),
     "postgres_exporter": ("db",),
