@@ -219,9 +219,11 @@ def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
         cross_check = getattr(role_module(name), "cross_check", None)
         if cross_check is not None:
             problems.extend(cross_check(hosts))
+    if problems:
+        return problems  # secrets are looked up for valid data only
     from keel.secrets import check_hosts
 
-    return problems + check_hosts(hosts, decrypt)
+    return check_hosts(hosts, decrypt)
 
 
 def format_problems(problems: list[Problem]) -> str:
