@@ -134,3 +134,17 @@ def test_restart_only_for_postmaster_parameters():
     assert restart_reasons(changed | {"max_connections"}, cluster) == ["max_connections"]
     assert restart_reasons(set(), {**cluster, "pending_restart": ["shared_buffers"]}) \
         == ["shared_buffers"]
+
+
+def test_membership_sql_adds_only_missing_memberships():
+    from roles.postgres import plan
+    from roles.postgres.schema import Role
+
+    role = Role(name="monitor", member_of=["pg_monitor", "pg_read_all_stats"])
+    assert plan.membership_sql(role, None) == (
+        "Grant pg_monitor, pg_read_all_stats to PostgreSQL role monitor",
+        'GRANT "pg_monitor", "pg_read_all_stats" TO "monitor"')
+    assert plan.membership_sql(role, {"member_of": ["pg_read_all_stats"]})[1] == \
+        'GRANT "pg_monitor" TO "monitor"'
+    assert plan.membership_sql(role, {"member_of": ["pg_monitor", "pg_read_all_stats", "x"]}) \
+        is None

@@ -116,6 +116,12 @@ def test_no_secret_in_output_or_files(converged, hosts):
         assert found == "", f"secret on disk in {found}"
 
 
+def test_role_memberships(converged, hosts):
+    db = hosts[0]
+    assert as_postgres(db, "select pg_has_role('reporting', 'pg_monitor', 'member')") == "t"
+    assert as_postgres(db, "select pg_has_role('app', 'pg_monitor', 'member')") == "f"
+
+
 def test_settings_scaled_to_memory(converged, hosts):
     db = hosts[0]
     memory = int(ssh(db, "grep MemTotal /proc/meminfo").stdout.split()[1]) * 1024

@@ -58,7 +58,8 @@ DEFAULTS = {
     # Data checksums for a cluster keel creates (initdb; no effect on an existing cluster).
     "postgres_data_checksums": True,
     # Roles: [{name, password_secret?, login?: True, superuser?: False, createdb?: False,
-    # createrole?: False, connection_limit?: -1, state?: present|absent, confirm_drop?: False}].
+    # createrole?: False, connection_limit?: -1, member_of?: [..], state?: present|absent,
+    # confirm_drop?: False}]. member_of grants memberships (pg_monitor) and never revokes.
     # Absent roles are dropped only with confirm_drop; what they own is given to postgres.
     "postgres_roles": [],
     # Databases: [{name, owner, encoding?: UTF8, locale?: C.UTF-8, grants?: [{role,
@@ -187,9 +188,10 @@ def _roles(data, cluster) -> None:
     for role in data.postgres_roles:
         if role.state != "present":
             continue
-        change = plan.role_sql(role, current.get(role.name))
-        if change:
-            server.shell(name=change[0], commands=[psql(change[1])])
+        for change in (plan.role_sql(role, current.get(role.name)),
+                       plan.membership_sql(role, current.get(role.name))):
+            if change:
+                server.shell(name=change[0], commands=[psql(change[1])])
         if not role.password_secret:
             continue
         file = declared[_password_file(role.name)]
