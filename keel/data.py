@@ -8,7 +8,9 @@ whole; every value remembers the file that set it.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import re
 import runpy
 import types
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import pydantic
 
 from keel import ROOT
 from keel.roles import ROLES, role_module, role_of_key
+from keel.schema import SecretMarker, field_annotation, walk
 
 # Keys that belong to keel or to pyinfra rather than to a role.
 KEEL_KEYS = {"keel_env", "keel_address", "keel_groups", "keel_roles"}
@@ -201,21 +204,15 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
         if error["type"] == "missing" and tuple(loc) in suggested:
             continue
         message = _describe(error, schema)
+        if error.get("input", ...) is None and len(loc) == 1 \
+                and host.sources.get(str(loc[0]), "").endswith("(default)"):
+            # A None default is how a role marks a key that each environment must set.
+            message = ("required key is missing: the role has no default; set it in "
+                       f"group_data or the inventory ({message})")
         if error["type"] == "extra_forbidden":
             message += _suggest(str(loc[-1]), _nested_fields(schema, loc))
         problems.append(Problem(host.name, _loc(loc), host.sources.get(str(loc[0]), "?"),
                                 message))
-    return problems
-
-
-def check(hosts: list[HostData]) -> list[Problem]:
-    problems = []
-    for host in hosts:
-        problems.extend(validate_host(host))
-    for name in ROLES:
-        cross_check = getattr(role_module(name), "cross_check", None)
-        if cross_check is not None:
-            problems.extend(cross_check(hosts))
     return problems
 
 
@@ -224,6 +221,49 @@ def format_problems(problems: list[Problem]) -> str:
              "no host was contacted:"]
     lines += [f"  {problem}" for problem in problems]
     return "\n".join(lines)
+
+
+# --- display ----------------------------------------------------------------------------
+
+MASK = "********"
+# Keys whose values are masked even when no schema marks them (connector passwords, typos).
+SECRET_WORDS = re.compile(r"password|passwd|passphrase|secret|token|api_?key|private_?key|"
+                          r"credential", re.IGNORECASE)
+
+
+def masked(host: HostData, secret_names: set[str] = frozenset()) -> dict[str, Any]:
+    """The host's values with secrets masked: values a schema marks `Secret`, and values of
+    keys named like secrets, except the names of secrets (secret_names) that roles refer to."""
+    out = {}
+    for key, value in host.values.items():
+        value = _mask_named(key, copy.deepcopy(value), secret_names)
+        role = role_of_key(key)
+        if role is not None and key in role_module(role).Schema.model_fields:
+            info = role_module(role).Schema.model_fields[key]
+            paths = [path for path, marker, _ in walk(field_annotation(info), value)
+                     if isinstance(marker, SecretMarker)]
+            for path in paths:
+                value = _replace(value, path)
+        out[key] = value
+    return out
+
+
+def _mask_named(key: Any, value: Any, names: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _mask_named(k, v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_named(key, v, names) for v in value]
+    if isinstance(key, str) and SECRET_WORDS.search(key) and value not in (None, "") \
+            and value not in names:
+        return MASK
+    return value
+
+
+def _replace(value: Any, path: tuple) -> Any:
+    if not path:
+        return MASK if value is not None else None
+    value[path[0]] = _replace(value[path[0]], path[1:])
+    return value
 
 
 def settings(role: str, data=None):

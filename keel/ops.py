@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import posixpath
+import secrets
+import shlex
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, logger, state
+from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api.util import get_template
+from pyinfra.facts.files import Directory, File, Sha256File
 from pyinfra.operations import files
+from pyinfra.operations.util import files as file_utils
 
 from keel import TEMPLATES
-from keel.data import settings
+from keel.data import MASK, settings
+
+JINJA = {"trim_blocks": True, "lstrip_blocks": True}
 
 
 def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "0644",
@@ -20,11 +31,133 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
     return files.template(
         name=name, src=str(TEMPLATES / role / f"{template}.j2"), dest=dest,
         user=user, group=group, mode=mode, create_remote_dir=True,
-        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-        data=settings(role), host=host, **context,
+        jinja_env_kwargs=dict(JINJA), data=settings(role), host=host, **context,
     )
+
+
+def secret_file(role: str, template: str, dest: str, *, name: str, mode: str = "0400",
+                user: str = "root", group: str = "root", **context):
+    """Render templates/<role>/<template>.j2 to dest, a file that carries secrets.
+
+    Like config_file, but a plan (--diff) shows which lines change with every value masked
+    (`KEY=********`), and a new file is created with its final owner and mode before its
+    content is written. Context values (e.g. from keel.secrets.value) reach only the file.
+    """
+    content = get_template(str(TEMPLATES / role / f"{template}.j2"), dict(JINJA)).render(
+        data=settings(role), host=host, **context)
+    return secret_put(name=name, content=content, dest=dest, user=user, group=group, mode=mode)
+
+
+def secret_put(*, name: str, content: str, dest: str, mode: str = "0400", user: str = "root",
+               group: str = "root", **global_arguments):
+    """Write content that carries secrets to dest (as secret_file does for templates).
+
+    name is required: an unnamed operation would list its arguments, content included, in
+    pyinfra's output.
+    """
+    return _secret_put(name=name, content=content, dest=dest, user=user, group=group,
+                       mode=mode, **global_arguments)
 
 
 def text(content: str) -> StringIO:
     """In-memory file content for files.put."""
     return StringIO(content)
+
+
+# --- masked diffs ------------------------------------------------------------------------
+# One function, run here on the desired content and on the host (python3, which base
+# installs) on the current content: each line becomes its key part and a 16-bit fingerprint
+# salted per run. That is enough to see which lines change and far too little to recover a
+# value, even from pyinfra's -vvv output of facts.
+FINGERPRINT = r'''
+import hashlib, re, sys
+KEY = re.compile(r"""^(\s*(?:export\s+)?["']?[A-Za-z_][\w.\-]*["']?\s*[=:]\s*"""
+                 r"""|\s*\[[^\]=]*\]\s*$|\s*$)""")
+def fingerprint(lines, salt):
+    for line in lines:
+        match = KEY.match(line)
+        key = match.group(1) if match else "~"  # no key: the whole line is masked
+        yield key + "\t" + hashlib.sha256(salt + line.encode()).hexdigest()[:4]
+if __name__ == "__main__":
+    try:
+        lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()
+    except FileNotFoundError:
+        sys.exit(0)
+    print("\n".join(fingerprint(lines, sys.argv[2].encode())))
+'''
+_namespace: dict = {}
+exec(compile(FINGERPRINT, "keel.ops.FINGERPRINT", "exec"), _namespace)
+_SALT = secrets.token_hex(8)
+
+
+class MaskedLines(FactBase):
+    """A file's lines as (key part, salted fingerprint): values never leave the host."""
+
+    def command(self, path):
+        return f"python3 -c {shlex.quote(FINGERPRINT)} {shlex.quote(path)} {_SALT}"
+
+    def process(self, output):
+        return [tuple(line.rsplit("\t", 1)) for line in output]
+
+
+def masked_lines(lines: list[str]) -> list[tuple[str, str]]:
+    return [tuple(entry.rsplit("\t", 1))
+            for entry in _namespace["fingerprint"](lines, _SALT.encode())]
+
+
+def masked_diff(current: list[tuple[str, str]], desired: list[tuple[str, str]]):
+    """pyinfra-style unified diff lines of two masked files."""
+    def show(entry):
+        key = entry[0]
+        if key == "~":
+            return MASK
+        return key if not key.strip() or key.rstrip().endswith("]") else key + MASK
+
+    for group in difflib.SequenceMatcher(None, current, desired).get_grouped_opcodes(2):
+        first, last = group[0], group[-1]
+        yield (f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@ "
+               "(values masked)")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                yield from ("  " + show(entry) for entry in current[i1:i2])
+                continue
+            yield from ("- " + show(entry) for entry in current[i1:i2])
+            yield from ("+ " + show(entry) for entry in desired[j1:j2])
+
+
+def _range(start: int, stop: int) -> str:
+    """A unified diff range, as difflib and pyinfra write it."""
+    length = stop - start
+    return f"{start + 1}" if length == 1 else f"{start if not length else start + 1},{length}"
+
+
+@operation()
+def _secret_put(content: str, dest: str, user: str, group: str, mode: str):
+    mode = file_utils.ensure_mode_int(mode)
+    remote = host.get_fact(File, path=dest)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    if remote and host.get_fact(Sha256File, path=dest) == digest:
+        if remote["mode"] != mode:
+            yield file_utils.chmod(dest, mode)
+        if remote["user"] != user or remote["group"] != group:
+            yield file_utils.chown(dest, user, group)
+        return
+    if state.config.DIFF:
+        current = host.get_fact(MaskedLines, path=dest) if remote else []
+        host.log(f"Will {'modify' if remote else 'create'} {dest}", logger.info)
+        for line in masked_diff(current, masked_lines(content.splitlines())):
+            logger.info("  %s", line)
+        logger.info("")
+    if not remote:
+        parent = posixpath.dirname(dest)
+        if not host.get_fact(Directory, path=parent):
+            yield StringCommand("mkdir", "-p", QuoteString(parent))
+        # Owner and mode first: the content never sits in a file others can read.
+        yield StringCommand("install", "-m", str(mode), "-o", user, "-g", group, "/dev/null",
+                            QuoteString(dest))
+    yield FileUploadCommand(StringIO(content), dest,
+                            remote_temp_filename=host.get_temp_filename(dest))
+    if remote and (remote["mode"] != mode):
+        yield file_utils.chmod(dest, mode)
+    if remote and (remote["user"] != user or remote["group"] != group):
+        yield file_utils.chown(dest, user, group)

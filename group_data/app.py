@@ -1,0 +1,1 @@
+"""Data for app hosts (agents, their containers and the Claude CLI), in every environment."""

@@ -1,0 +1,11 @@
+"""prod: data for every production host. Secrets are not kept here (secrets/prod.yaml)."""
+
+# Admins: passwordless sudo, SSH by key. (Example key: replace with your team's keys.)
+base_admin_users = [
+    {"name": "ops", "ssh_keys": [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILDsxtjr5aYAGU0NwQPKKfNu6z551Jul6smkkQgYeQ2F "
+        "ops@example.net",
+    ]},
+]
+# sshd answers the private network and the operators' VPN only.
+base_sshd_sources = ["10.20.0.0/16", "203.0.113.0/28"]

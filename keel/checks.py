@@ -1,0 +1,162 @@
+"""Checks across hosts, run after each host's data validated against its roles' schemas.
+
+keel's own checks cover what every role shares: the ports roles declare (`ports(settings)`),
+firewall sources that name groups, values marked `HostName(group)` in a schema, and the secrets
+roles need (`secrets(settings)`). Roles add their own with `cross_check(hosts)` in schema.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+
+from keel import ROOT
+from keel.data import HostData, Problem, _loc, _suggest, relative, settings, validate_host
+from keel.roles import ROLES, role_module
+from keel.schema import HostRef, field_annotation, walk
+
+
+def check(hosts: list[HostData]) -> list[Problem]:
+    """Every problem in an environment's data: per host first, then across hosts."""
+    problems: list[Problem] = []
+    valid = []
+    for host in hosts:
+        found = validate_host(host)
+        problems.extend(found)
+        if not found:
+            valid.append(host)
+    for keel_check in (port_claims, group_sources, host_refs, missing_secrets):
+        problems.extend(keel_check(valid, hosts))
+    for name in ROLES:
+        cross_check = getattr(role_module(name), "cross_check", None)
+        if cross_check is not None:
+            problems.extend(cross_check(hosts))
+    return list(dict.fromkeys(problems))
+
+
+def _contains(value: Any, needle: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_contains(v, needle) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains(v, needle) for v in value)
+    return type(value) is type(needle) and value == needle
+
+
+def key_holding(host: HostData, role: str, needle: Any) -> str:
+    """The role's key whose value holds needle, preferring keys set by data over defaults."""
+    keys = sorted(role_module(role).DEFAULTS,
+                  key=lambda key: host.sources[key].endswith("(default)"))
+    return next((key for key in keys if _contains(host.values[key], needle)), role)
+
+
+def _problem(host: HostData, key: str, message: str) -> Problem:
+    source = host.sources.get(key) or relative(role_module(key).__file__)
+    return Problem(host.name, key, source, message)
+
+
+def _port_rules(host: HostData) -> list[tuple[str, Any]]:
+    """(role, PortRule) for every port the host's roles declare."""
+    rules = []
+    for role in host.roles:
+        ports: Callable | None = getattr(role_module(role), "ports", None)
+        if ports is not None:
+            rules.extend((role, rule) for rule in ports(settings(role, host.values)))
+    return rules
+
+
+def port_claims(valid: list[HostData], _all: list[HostData]) -> list[Problem]:
+    """No two roles on a host claim the same port and protocol."""
+    problems = []
+    for host in valid:
+        claims: dict[tuple[int, str], str] = {}
+        for role, rule in _port_rules(host):
+            first = claims.setdefault((rule.port, rule.proto), role)
+            if first != role:
+                key = key_holding(host, role, rule.port)
+                other = key_holding(host, first, rule.port)
+                problems.append(_problem(
+                    host, key, f"port {rule.port}/{rule.proto} is also claimed by role "
+                               f"{first} ({other}, set in {host.sources.get(other, '?')})"))
+    return problems
+
+
+def group_sources(valid: list[HostData], hosts: list[HostData]) -> list[Problem]:
+    """Firewall sources written `group:<name>` name a group that has hosts."""
+    groups = {group for host in hosts for group in host.groups}
+    problems = []
+    for host in valid:
+        for role, rule in _port_rules(host):
+            for source in rule.sources:
+                if source.startswith("group:") and source[6:] not in groups:
+                    problems.append(_problem(
+                        host, key_holding(host, role, source),
+                        f"'{source}' names a group with no hosts"
+                        + _suggest(source[6:], sorted(groups))))
+    return problems
+
+
+def host_refs(valid: list[HostData], hosts: list[HostData]) -> list[Problem]:
+    """Values a schema marks `HostName(group)` name an inventory host in that group."""
+    by_name = {host.name: host for host in hosts}
+    problems = []
+    for host in valid:
+        for role in host.roles:
+            fields = role_module(role).Schema.model_fields
+            for key in role_module(role).DEFAULTS:
+                for path, marker, value in walk(field_annotation(fields[key]),
+                                                host.values[key], (key,)):
+                    if not isinstance(marker, HostRef):
+                        continue
+                    target = by_name.get(value)
+                    if target is None:
+                        message = (f"names host {value!r}, which is not in the inventory"
+                                   + _suggest(value, sorted(by_name)))
+                    elif marker.group and marker.group not in target.groups:
+                        message = (f"names host {value!r}, which is not in group "
+                                   f"'{marker.group}' (its groups: {', '.join(target.groups)})")
+                    else:
+                        continue
+                    problems.append(Problem(host.name, _loc(path), host.sources[key], message))
+    return problems
+
+
+def required_secrets(host: HostData) -> dict[str, str]:
+    """secret name -> role, for every secret the host's roles need (`secrets(settings)`)."""
+    needed = {}
+    for role in host.roles:
+        secrets = getattr(role_module(role), "secrets", None)
+        if secrets is not None:
+            for name in secrets(settings(role, host.values)):
+                needed.setdefault(name, role)
+    return needed
+
+
+def secrets_file(env: str):
+    return ROOT / "secrets" / f"{env}.yaml"
+
+
+def secret_names(env: str) -> set[str]:
+    """The names in secrets/<env>.yaml (its keys are plain text; only values are encrypted)."""
+    path = secrets_file(env)
+    if not path.exists():
+        return set()
+    return set(yaml.safe_load(path.read_text()) or {})
+
+
+def missing_secrets(valid: list[HostData], _all: list[HostData]) -> list[Problem]:
+    """Every secret a role needs exists in secrets/<env>.yaml."""
+    problems = []
+    available: dict[str, set[str]] = {}
+    for host in valid:
+        if host.env not in available:
+            available[host.env] = secret_names(host.env)
+        for name, role in required_secrets(host).items():
+            if name not in available[host.env]:
+                problems.append(_problem(
+                    host, key_holding(host, role, name),
+                    f"role {role} needs secret '{name}', which "
+                    f"secrets/{host.env}.yaml does not have"))
+    return problems
+
