@@ -67,18 +67,18 @@ def _port_rules(host: HostData) -> list[tuple[str, Any]]:
 
 
 def port_claims(valid: list[HostData], _all: list[HostData]) -> list[Problem]:
-    """No two roles on a host claim the same port and protocol."""
+    """No two rules on a host claim the same port and protocol."""
     problems = []
     for host in valid:
         claims: dict[tuple[int, str], str] = {}
         for role, rule in _port_rules(host):
-            first = claims.setdefault((rule.port, rule.proto), role)
-            if first != role:
-                key = key_holding(host, role, rule.port)
-                other = key_holding(host, first, rule.port)
-                problems.append(_problem(
-                    host, key, f"port {rule.port}/{rule.proto} is also claimed by role "
-                               f"{first} ({other}, set in {host.sources.get(other, '?')})"))
+            claimed = (rule.port, rule.proto)
+            if claimed in claims:
+                problems.append(_problem(host, key_holding(host, role, rule.port),
+                                         f"port {rule.port}/{rule.proto} is already claimed "
+                                         f"by {claims[claimed]}"))
+            else:
+                claims[claimed] = f"{role} ({rule.comment or key_holding(host, role, rule.port)})"
     return problems
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import difflib
+import ipaddress
 import re
 import runpy
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import pydantic
 
@@ -35,6 +37,7 @@ class HostData:
     groups: list[str]
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    inventory: str = ""  # the inventory file that lists the host
 
     def set_layer(self, source: str, layer: dict[str, Any]) -> None:
         for key, value in layer.items():
@@ -82,7 +85,7 @@ def merge(name: str, env: str, groups: list[str], host_layer: tuple[str, dict],
             cache[path] = (relative(path), read_data_file(path))
         return cache[path]
 
-    host = HostData(name=name, env=env, groups=groups)
+    host = HostData(name=name, env=env, groups=groups, inventory=host_layer[0])
     for source, values in defaults():
         host.set_layer(source, values)
     for group in ["all", env, *[g for g in groups if g not in ("all", env)]]:
@@ -124,12 +127,19 @@ def _suggest(key: str, candidates: list[str]) -> str:
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out and not str(part).isidentifier():
+            out += f"[{part!r}]"  # a dict key such as 'vm.swappiness'
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
 def _describe(error: dict, schema: type[pydantic.BaseModel]) -> str:
     kind = error["type"]
+    if kind == "union":
+        return error["msg"]
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
@@ -177,6 +187,7 @@ def validate_host(host: HostData) -> list[Problem]:
         if role is None or key not in role_module(role).DEFAULTS:
             problems.append(Problem(host.name, key, host.sources[key],
                                     "unknown key" + _suggest(key, known)))
+    problems.extend(_check_address(host))
     for role in host.roles:
         schema = role_module(role).Schema
         # Defaults are merged in, so every key of the role is present.
@@ -186,6 +197,20 @@ def validate_host(host: HostData) -> list[Problem]:
         except pydantic.ValidationError as exc:
             problems.extend(_problems(host, schema, exc.errors()))
     return problems
+
+
+def _check_address(host: HostData) -> list[Problem]:
+    """keel_address: the host's private address, which other hosts' configuration uses."""
+    address = host.values.get("keel_address")
+    if address is None:
+        return [Problem(host.name, "keel_address", host.inventory,
+                        "required key is missing: the host's private IP address")]
+    try:
+        ipaddress.ip_address(address if isinstance(address, str) else None)
+    except ValueError:
+        return [Problem(host.name, "keel_address", host.sources["keel_address"],
+                        f"expected an IP address such as '10.0.0.5', got {address!r}")]
+    return []
 
 
 def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
@@ -199,6 +224,7 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
             if close:
                 suggested.add((*error["loc"][:-1], close[0]))
     problems = []
+    errors = _merge_union_errors(schema, errors)
     for error in errors:
         loc = error["loc"]
         if error["type"] == "missing" and tuple(loc) in suggested:
@@ -214,6 +240,56 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
         problems.append(Problem(host.name, _loc(loc), host.sources.get(str(loc[0]), "?"),
                                 message))
     return problems
+
+
+def _union_tag(schema: Any, loc: tuple) -> int | None:
+    """Where loc passes through a union, pydantic adds the member's tag: its index in loc."""
+    annotation = schema
+    for index, part in enumerate(loc):
+        while get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        if get_origin(annotation) in (Union, UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) > 1:
+                return index
+            annotation = members[0]
+            while get_origin(annotation) is Annotated:
+                annotation = get_args(annotation)[0]
+        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+            info = annotation.model_fields.get(part)
+            if info is None:
+                return None
+            annotation = field_annotation(info)
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) in (list, tuple, set, frozenset):
+            annotation = get_args(annotation)[0]
+        else:
+            return None
+    return None
+
+
+def _merge_union_errors(schema, errors: list[dict]) -> list[dict]:
+    """One error per value that matches no member of a union: 'expected A or B, got ...'."""
+    merged: dict[tuple, dict] = {}
+    out = []
+    for error in errors:
+        index = _union_tag(schema, error["loc"])
+        if index is None:
+            out.append(error)
+            continue
+        loc = tuple(error["loc"][:index])
+        expected = _describe(error, schema).split(", got ")[0].removeprefix("expected ")
+        if loc in merged:
+            merged[loc]["msg"] += f" or {expected}"
+        else:
+            merged[loc] = {"type": "union", "loc": loc, "msg": expected,
+                           "input": error.get("input")}
+            out.append(merged[loc])
+    for error in merged.values():
+        error["msg"] = (f"expected {error['msg']}, got {type(error['input']).__name__} "
+                        f"{error['input']!r}")
+    return out
 
 
 def format_problems(problems: list[Problem]) -> str:
