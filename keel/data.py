@@ -293,9 +293,13 @@ def _merge_union_errors(schema, errors: list[dict]) -> list[dict]:
 
 
 def format_problems(problems: list[Problem]) -> str:
-    lines = [f"keel: invalid data ({len(problems)} problem{'s' * (len(problems) != 1)}); "
+    # The same problem on several hosts (set in a shared file) is one line naming them all.
+    hosts: dict[tuple[str, str, str], list[str]] = {}
+    for problem in problems:
+        hosts.setdefault((problem.key, problem.source, problem.message), []).append(problem.host)
+    lines = [f"keel: invalid data ({len(hosts)} problem{'s' * (len(hosts) != 1)}); "
              "no host was contacted:"]
-    lines += [f"  {problem}" for problem in problems]
+    lines += [f"  {Problem(', '.join(names), *problem)}" for problem, names in hosts.items()]
     return "\n".join(lines)
 
 

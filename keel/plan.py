@@ -43,7 +43,7 @@ class FileDiff:
 @dataclass
 class HostPlan:
     changes: list[Change] = field(default_factory=list)
-    # Operations that run only if an earlier one changes something (a restart, a reload).
+    # Operations that then run because a change happens (a restart, a reload).
     conditional: list[Change] = field(default_factory=list)
     files: list[FileDiff] = field(default_factory=list)
 
@@ -88,8 +88,7 @@ class Plan:
             for role in plan.roles:
                 lines += ["", f"### {role}", ""]
                 lines += [f"- {c.operation}" for c in plan.changes if c.role == role]
-                lines += [f"- {c.operation} (if triggered)"
-                          for c in plan.conditional if c.role == role]
+                lines += [f"- then: {c.operation}" for c in plan.conditional if c.role == role]
             if plan.files:
                 lines += ["", "### Files"]
             for diff in plan.files:
@@ -124,17 +123,19 @@ def _diffs(stderr: str) -> dict[str, list[FileDiff]]:
 
 def parse(document: dict, stderr: str) -> dict[str, HostPlan]:
     hosts = {m["host"]: HostPlan() for m in map(CONNECTED.match, stderr.splitlines()) if m}
+    after_change: set[str] = set()
     for op in document.get("plan", []):
         change = _role_and_name(op["name"])
         for name in op["hosts_with_change"]:
             hosts.setdefault(name, HostPlan()).changes.append(change)
-        for name in op["hosts_with_conditional_change"]:
-            hosts.setdefault(name, HostPlan()).conditional.append(change)
+        for name in set(op["hosts_with_conditional_change"]) & after_change:
+            hosts[name].conditional.append(change)
+        # pyinfra does not say what a conditional operation follows; keel's roles put each
+        # right after the operation that triggers it (write a config, then reload).
+        after_change = set(op["hosts_with_change"]) | (
+            set(op["hosts_with_conditional_change"]) & after_change)
     for name, diffs in _diffs(stderr).items():
         hosts.setdefault(name, HostPlan()).files.extend(diffs)
-    for plan in hosts.values():
-        # A restart whose trigger would not change is no part of the plan.
-        plan.conditional = [c for c in plan.conditional if c.role in plan.roles]
     return dict(sorted(hosts.items()))
 
 
