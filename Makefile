@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 
 up: setup image
 	$(BIN)/keel sandbox up prod
+	$(BIN)/keel secrets init sandbox
+	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
 
 setup: system venv

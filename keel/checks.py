@@ -2,7 +2,8 @@
 
 keel's own checks cover what every role shares: the ports roles declare (`ports(settings)`),
 firewall sources that name groups, values marked `HostName(group)` in a schema, and the secrets
-roles need (`secrets(settings)`). Roles add their own with `cross_check(hosts)` in schema.py.
+roles need (`secrets(settings)`, checked by keel.secrets). Roles add their own with
+`cross_check(hosts)` in schema.py.
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
-from keel import ROOT
 from keel.data import HostData, Problem, _loc, _suggest, relative, settings, validate_host
 from keel.roles import ROLES, role_module
 from keel.schema import HostRef, field_annotation, walk
 
 
-def check(hosts: list[HostData]) -> list[Problem]:
-    """Every problem in an environment's data: per host first, then across hosts."""
+def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
+    """Every problem in an environment's data: per host first, then across hosts, then the
+    secrets roles need (keel.secrets: present, and with decrypt, readable by the operator)."""
+    from keel.secrets import check_hosts
+
     problems: list[Problem] = []
     valid = []
     for host in hosts:
@@ -27,12 +28,13 @@ def check(hosts: list[HostData]) -> list[Problem]:
         problems.extend(found)
         if not found:
             valid.append(host)
-    for keel_check in (port_claims, group_sources, host_refs, missing_secrets):
+    for keel_check in (port_claims, group_sources, host_refs):
         problems.extend(keel_check(valid, hosts))
     for name in ROLES:
         cross_check = getattr(role_module(name), "cross_check", None)
         if cross_check is not None:
             problems.extend(cross_check(hosts))
+    problems.extend(check_hosts(valid, decrypt))
     return list(dict.fromkeys(problems))
 
 
@@ -122,41 +124,9 @@ def host_refs(valid: list[HostData], hosts: list[HostData]) -> list[Problem]:
     return problems
 
 
-def required_secrets(host: HostData) -> dict[str, str]:
-    """secret name -> role, for every secret the host's roles need (`secrets(settings)`)."""
-    needed = {}
-    for role in host.roles:
-        secrets = getattr(role_module(role), "secrets", None)
-        if secrets is not None:
-            for name in secrets(settings(role, host.values)):
-                needed.setdefault(name, role)
-    return needed
+def secret_names(host: HostData) -> set[str]:
+    """The names of the secrets the host's roles need (its data must be valid)."""
+    from keel.secrets import declared
 
-
-def secrets_file(env: str):
-    return ROOT / "secrets" / f"{env}.yaml"
-
-
-def secret_names(env: str) -> set[str]:
-    """The names in secrets/<env>.yaml (its keys are plain text; only values are encrypted)."""
-    path = secrets_file(env)
-    if not path.exists():
-        return set()
-    return set(yaml.safe_load(path.read_text()) or {})
-
-
-def missing_secrets(valid: list[HostData], _all: list[HostData]) -> list[Problem]:
-    """Every secret a role needs exists in secrets/<env>.yaml."""
-    problems = []
-    available: dict[str, set[str]] = {}
-    for host in valid:
-        if host.env not in available:
-            available[host.env] = secret_names(host.env)
-        for name, role in required_secrets(host).items():
-            if name not in available[host.env]:
-                problems.append(_problem(
-                    host, key_holding(host, role, name),
-                    f"role {role} needs secret '{name}', which "
-                    f"secrets/{host.env}.yaml does not have"))
-    return problems
-
+    return {name for file in declared(lambda role: settings(role, host.values), host.roles)
+            for name in file.names}

@@ -45,14 +45,18 @@ def hosts_data(env: str, groups: dict[str, list[HostSpec]], source: str,
     ]
 
 
+_captured: list[HostData] | None = None
+
+
 def groups(env: str, groups: dict[str, list[HostSpec]], *, source: str,
-           extra_files: list[Path] = (), validate: bool = True) -> dict[str, list]:
-    """pyinfra groups ({group: [(host, data)]}) for an environment."""
+           extra_files: list[Path] = ()) -> dict[str, list]:
+    """pyinfra groups ({group: [(host, data)]}) for an environment, validated."""
     hosts = hosts_data(env, groups, relative(source), extra_files)
     if _collecting is not None:
         _collecting.append((env, hosts))
-    elif validate:
-        problems = check(hosts)
+    else:
+        # debug-inventory only prints data: it needs no secret decrypted.
+        problems = check(hosts, decrypt="debug-inventory" not in sys.argv)
         if problems:
             print(format_problems(problems), file=sys.stderr)
             raise SystemExit(2)
@@ -74,7 +78,8 @@ class Environment:
 
     @cached_property
     def problems(self) -> list[Problem]:
-        return check(self.hosts)
+        """Problems in the data; secrets must exist but are not decrypted."""
+        return check(self.hosts, decrypt=False)
 
     def host(self, name: str) -> HostData:
         for host in self.hosts:

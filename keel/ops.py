@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
-import posixpath
 import secrets
 import shlex
 from io import StringIO
 
 from pyinfra import host, logger, state
-from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
-from pyinfra.api.util import get_template
-from pyinfra.facts.files import Directory, File, Sha256File
+from pyinfra.api import FactBase
+from pyinfra.facts.files import File
 from pyinfra.operations import files
-from pyinfra.operations.util import files as file_utils
 
 from keel import TEMPLATES
 from keel.data import MASK, settings
-
-JINJA = {"trim_blocks": True, "lstrip_blocks": True}
 
 
 def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "0644",
@@ -31,32 +25,9 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
     return files.template(
         name=name, src=str(TEMPLATES / role / f"{template}.j2"), dest=dest,
         user=user, group=group, mode=mode, create_remote_dir=True,
-        jinja_env_kwargs=dict(JINJA), data=settings(role), host=host, **context,
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+        data=settings(role), host=host, **context,
     )
-
-
-def secret_file(role: str, template: str, dest: str, *, name: str, mode: str = "0400",
-                user: str = "root", group: str = "root", **context):
-    """Render templates/<role>/<template>.j2 to dest, a file that carries secrets.
-
-    Like config_file, but a plan (--diff) shows which lines change with every value masked
-    (`KEY=********`), and a new file is created with its final owner and mode before its
-    content is written. Context values (e.g. from keel.secrets.value) reach only the file.
-    """
-    content = get_template(str(TEMPLATES / role / f"{template}.j2"), dict(JINJA)).render(
-        data=settings(role), host=host, **context)
-    return secret_put(name=name, content=content, dest=dest, user=user, group=group, mode=mode)
-
-
-def secret_put(*, name: str, content: str, dest: str, mode: str = "0400", user: str = "root",
-               group: str = "root", **global_arguments):
-    """Write content that carries secrets to dest (as secret_file does for templates).
-
-    name is required: an unnamed operation would list its arguments, content included, in
-    pyinfra's output.
-    """
-    return _secret_put(name=name, content=content, dest=dest, user=user, group=group,
-                       mode=mode, **global_arguments)
 
 
 def text(content: str) -> StringIO:
@@ -131,33 +102,16 @@ def _range(start: int, stop: int) -> str:
     return f"{start + 1}" if length == 1 else f"{start if not length else start + 1},{length}"
 
 
-@operation()
-def _secret_put(content: str, dest: str, user: str, group: str, mode: str):
-    mode = file_utils.ensure_mode_int(mode)
-    remote = host.get_fact(File, path=dest)
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    if remote and host.get_fact(Sha256File, path=dest) == digest:
-        if remote["mode"] != mode:
-            yield file_utils.chmod(dest, mode)
-        if remote["user"] != user or remote["group"] != group:
-            yield file_utils.chown(dest, user, group)
+def log_masked_diff(path: str, content: str) -> None:
+    """Under --diff, log how a file that carries secrets would change, every value masked.
+
+    keel.secrets.deliver calls this: pyinfra's own diffs print whole files.
+    """
+    if not state.config.DIFF:
         return
-    if state.config.DIFF:
-        current = host.get_fact(MaskedLines, path=dest) if remote else []
-        host.log(f"Will {'modify' if remote else 'create'} {dest}", logger.info)
-        for line in masked_diff(current, masked_lines(content.splitlines())):
-            logger.info("  %s", line)
-        logger.info("")
-    if not remote:
-        parent = posixpath.dirname(dest)
-        if not host.get_fact(Directory, path=parent):
-            yield StringCommand("mkdir", "-p", QuoteString(parent))
-        # Owner and mode first: the content never sits in a file others can read.
-        yield StringCommand("install", "-m", str(mode), "-o", user, "-g", group, "/dev/null",
-                            QuoteString(dest))
-    yield FileUploadCommand(StringIO(content), dest,
-                            remote_temp_filename=host.get_temp_filename(dest))
-    if remote and (remote["mode"] != mode):
-        yield file_utils.chmod(dest, mode)
-    if remote and (remote["user"] != user or remote["group"] != group):
-        yield file_utils.chown(dest, user, group)
+    remote = host.get_fact(File, path=path)
+    current = host.get_fact(MaskedLines, path=path) if remote else []
+    host.log(f"Will {'modify' if remote else 'create'} {path}", logger.info)
+    for line in masked_diff(current, masked_lines(content.splitlines())):
+        logger.info("  %s", line)
+    logger.info("")

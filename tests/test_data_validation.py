@@ -16,6 +16,7 @@ from keel.inventory import load
 from keel.roles import ROLES, role_module
 from keel.sandbox import Host
 from keel.schema import HostName, PortRule, RoleData, Secret
+from keel.secrets import SecretFile
 
 # Nothing listens there: a run that got as far as connecting would fail differently.
 NOWHERE = "198.51.100.250"
@@ -182,7 +183,7 @@ def fake_role(monkeypatch):
                        "fake_password_secret": "fake_db_password", "fake_token": None}
     module.Schema = FakeSchema
     module.ports = lambda s: [PortRule(port=s.fake_port, comment="fake")]
-    module.secrets = lambda s: [s.fake_password_secret]
+    module.secrets = lambda s: [SecretFile(dest="fake/db", secret=s.fake_password_secret)]
     monkeypatch.setitem(sys.modules, "roles.fake", module)
     monkeypatch.setitem(ROLES, "fake", ("app",))
     role_module.cache_clear()
@@ -206,17 +207,19 @@ FAKE_CASES = {
         {"fake_db_host": "db1", "fake_port": 22}, "fake_port",
         "port 22/tcp is already claimed by base (sshd)"),
     "a secret the role needs is missing": (
-        {"fake_db_host": "db1"}, "fake_password_secret",
-        "role fake needs secret 'fake_db_password', which secrets/sandbox.yaml does not have"),
+        {"fake_db_host": "db1", "fake_password_secret": "fake_missing"}, "fake_missing",
+        "secret needed by role fake is not set in environment sandbox; "
+        "set it with `keel secrets set sandbox fake_missing`"),
 }
 
 
-@pytest.mark.parametrize("name", FAKE_CASES)
-def test_checks_across_hosts(harness, fake_role, monkeypatch, name):
-    from keel import checks
+@pytest.fixture
+def fake_secret(secrets_env):
+    secrets_env.set("fake_db_password", "not-a-real-password")
 
-    if name != "a secret the role needs is missing":
-        monkeypatch.setattr(checks, "secret_names", lambda env: {"fake_db_password"})
+
+@pytest.mark.parametrize("name", FAKE_CASES)
+def test_checks_across_hosts(harness, fake_role, fake_secret, name):
     data, key, expected = FAKE_CASES[name]
     app = Host("e-app1", "198.51.100.250", False, "running")
     db = Host("db1", "198.51.100.251", False, "running")
@@ -225,16 +228,15 @@ def test_checks_across_hosts(harness, fake_role, monkeypatch, name):
     problems = [p for p in load(inventory).problems if p.host == "e-app1"]
     assert len(problems) == 1, problems
     assert problems[0].key == key and expected in problems[0].message, problems[0]
-    source = "roles/fake/__init__.py (default)" if "no default" in name or "secret" in name \
-        else f"fake_{name.replace(' ', '_')}_data.py"
+    source = {"required key with no default": "roles/fake/__init__.py (default)",
+              "a secret the role needs is missing": "secrets/sandbox.yaml"}.get(
+        name, f"fake_{name.replace(' ', '_')}_data.py")
     assert problems[0].source.endswith(source), problems[0]
 
 
-def test_keel_data_masks_secrets(harness, fake_role, monkeypatch):
-    from keel.checks import required_secrets
+def test_keel_data_masks_secrets(harness, fake_role, fake_secret):
+    from keel.checks import secret_names
     from keel.data import MASK, masked
-
-    monkeypatch.setattr("keel.checks.secret_names", lambda env: {"fake_db_password"})
     app = Host("e-app1", "198.51.100.250", False, "running")
     inventory = harness.inventory(
         {"app": [app], "db": [Host("db1", "198.51.100.251", False, "running")]},
@@ -243,7 +245,7 @@ def test_keel_data_masks_secrets(harness, fake_role, monkeypatch):
     env = load(inventory)
     assert env.problems == []
     host = env.host("e-app1")
-    shown = masked(host, set(required_secrets(host)))
+    shown = masked(host, secret_names(host))
     assert shown["fake_token"] == MASK  # marked Secret in the schema
     assert shown["ssh_password"] == MASK  # named like a secret
     assert shown["fake_password_secret"] == "fake_db_password"  # a secret's name, not a value

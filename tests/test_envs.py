@@ -34,8 +34,9 @@ def keel(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def fleet(sandbox_hosts, harness):
     app, db = sandbox_hosts("e-app1", "e-db1")
+    # The secret test delivers a file no role declares: keep the secrets role from pruning it.
     inventory = harness.inventory({"app": [app], "db": [db], "cache": [db], "mon": [db]},
-                                  name="fleet")
+                                  data={"secrets_prune": False}, name="fleet")
     first = harness.converge(inventory, DEPLOY)
     assert set(first.changed()) == {"e-app1", "e-db1"}
     return app, db, inventory
@@ -139,28 +140,26 @@ def test_every_role_deploy_honours_limit(fleet, limit):
     assert _sshd_logins(other, since) == []
 
 
-def test_secret_bearing_file_diff_is_masked(fleet, harness, tmp_path):
+def test_secret_bearing_file_diff_is_masked(fleet, harness, secrets_env, tmp_path):
     _, db, inventory = fleet
-    deploy = "tests/deploys/secret_file.py"
+    deploy, path = "tests/deploys/secret_file.py", "/run/keel/secrets/test/app.env"
     first, second = "tok-first-9f2c1d", "tok-second-77ab30"
-    harness.converge(inventory, deploy, args=["--limit", "e-db1"],
-                     env={"KEEL_TEST_TOKEN": first})
-    stat = ssh(db, "stat -c '%U %G %a' /etc/keel-test/app.env").stdout.split()
-    assert stat == ["root", "root", "400"]
+    secrets_env.set("test_token", first)
+    harness.converge(inventory, deploy, args=["--limit", "e-db1"])
+    assert ssh(db, f"stat -c '%U %G %a' {path}").stdout.split() == ["root", "root", "400"]
 
     # A rotated token: the plan names the line that changes, and shows no value.
+    secrets_env.set("test_token", second)
     outputs = []
     for extra in ([], ["-vvv"], ["--debug"]):
         run = harness.run(inventory, deploy, dry=True, diff=True, as_json=not extra,
-                          args=["--limit", "e-db1", *extra], env={"KEEL_TEST_TOKEN": second})
+                          args=["--limit", "e-db1", *extra])
         assert run.returncode == 0, run.stderr
         outputs.append(run.output)
-    result = plan(inventory, tmp_path, "--limit", "e-db1", deploy=deploy,
-                  env={"KEEL_TEST_TOKEN": second})
-    assert result["hosts"]["e-db1"]["files"] == [{
-        "path": "/etc/keel-test/app.env", "action": "modify", "diff": [
-            "@@ -1,4 +1,4 @@ (values masked)", "  ********", "  USER=********",
-            "- TOKEN=********", "+ TOKEN=********", "  PORT=********"]}]
+    result = plan(inventory, tmp_path, "--limit", "e-db1", deploy=deploy)
+    assert result["hosts"]["e-db1"]["files"] == [{"path": path, "action": "modify", "diff": [
+        "@@ -1,4 +1,4 @@ (values masked)", "  ********", "  USER=********",
+        "- TOKEN=********", "+ TOKEN=********", "  PORT=********"]}]
     outputs += [result["stdout"], result["stderr"], result["markdown"]]
     for text in outputs:
         assert first not in text and second not in text

@@ -101,7 +101,8 @@ def test_unknown_environment():
 
 def test_drift_fails_on_an_unreachable_host(harness):
     """An unreachable host is neither converged nor drifted: exit 1, not 0 or 2."""
-    nowhere = Host("e-gone1", "198.51.100.250", False, "running")
+    # Outside the addresses keel gives sandbox hosts (.10-.250): nothing answers there.
+    nowhere = Host("e-gone1", "198.51.100.253", False, "running")
     inventory = harness.inventory({"app": [nowhere]}, host_data={
         "e-gone1": {"ssh_connect_timeout": 2}}, name="unreachable")
     proc = _keel("drift", str(inventory), "--deploy", "deploys/base.py")

@@ -7,6 +7,7 @@ registry can be reached. Every podman call goes through keel's own containers.co
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -256,7 +257,7 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
         ]
         if priv:
             argv += ["--privileged", "--cgroupns=host"]
-        podman(*argv, tag)
+        _create_with_fixed_address(name, argv, tag)
         os.chmod(pub, 0o600)
         podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
         podman("start", container_name(name))
@@ -268,6 +269,24 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     for host in result:
         _wait_ssh(host)
     return result
+
+
+def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:
+    """Create with a fixed address, so a restart (a reboot) keeps it: hosts and inventories
+    know each other by address. Starts from a slot derived from the name; skips taken ones."""
+    taken = {h.address for h in hosts().values() if h.address}
+    network = ipaddress.ip_network(SUBNET)
+    slots = list(network.hosts())[9:250]
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(slots)
+    for address in slots[start:] + slots[:start]:
+        if str(address) in taken:
+            continue
+        proc = podman(*argv, "--ip", str(address), tag, check=False)
+        if proc.returncode == 0:
+            return
+        if b"in use" not in proc.stderr and b"already allocated" not in proc.stderr:
+            raise KeelError(f"podman create {name} failed: {proc.stderr.decode().strip()}")
+    raise KeelError(f"no free address left in {SUBNET}")
 
 
 def _wait_booted(name: str) -> None:
@@ -300,6 +319,15 @@ def _wait_ssh(host: Host) -> None:
             pass
         time.sleep(0.3)
     raise KeelError(f"sandbox host {host.name} ({host.address}) booted but sshd does not answer")
+
+
+def restart(name: str) -> Host:
+    """Restart a host (a reboot for its systemd) and wait until it is back."""
+    podman("restart", "-t", "10", container_name(name))
+    _wait_booted(name)
+    host = hosts()[name]
+    _wait_ssh(host)
+    return host
 
 
 def down(names: list[str] | None = None) -> list[str]:

@@ -1,17 +1,8 @@
-"""A secret-bearing file for the plan tests; its token comes from KEEL_TEST_TOKEN."""
+"""Test deploy: a file that carries a secret among other settings (tests/test_envs.py)."""
 
-import os
+from keel.secrets import SecretFile, deliver
+from keel.site import apply_role
 
-from pyinfra.api import deploy
-
-from keel.ops import secret_put
-
-
-@deploy("secretfile")
-def apply():
-    secret_put(name="Write the test service's credentials", dest="/etc/keel-test/app.env",
-               content=("# managed by keel\nUSER=app\n"
-                        f"TOKEN={os.environ['KEEL_TEST_TOKEN']}\nPORT=8080\n"))
-
-
-apply()
+apply_role("secrets")
+deliver(name="Deliver the test service's env file", file=SecretFile(
+    dest="test/app.env", template="tests/templates/app-env.j2", uses=("test_token",)))
