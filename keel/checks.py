@@ -14,13 +14,12 @@ from typing import Any
 from keel.data import HostData, Problem, _loc, _suggest, relative, settings, validate_host
 from keel.roles import ROLES, role_module
 from keel.schema import HostRef, field_annotation, walk
+from keel.secrets import check_hosts, declared
 
 
 def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
     """Every problem in an environment's data: per host first, then across hosts, then the
     secrets roles need (keel.secrets: present, and with decrypt, readable by the operator)."""
-    from keel.secrets import check_hosts
-
     problems: list[Problem] = []
     valid = []
     for host in hosts:
@@ -126,7 +125,5 @@ def host_refs(valid: list[HostData], hosts: list[HostData]) -> list[Problem]:
 
 def secret_names(host: HostData) -> set[str]:
     """The names of the secrets the host's roles need (its data must be valid)."""
-    from keel.secrets import declared
-
     return {name for file in declared(lambda role: settings(role, host.values), host.roles)
             for name in file.names}

@@ -67,10 +67,10 @@ class HostRef:
 
 @dataclass(frozen=True)
 class SecretMarker:
-    """Marks a value as secret: `keel data` masks it and plans never show it."""
+    """Marks a value as secret: `keel data` masks it."""
 
 
-def HostName(group: str | None = None):  # noqa: N802  (used like a type)
+def HostName(group: str | None = None):  # a function used like a type
     """A host of the inventory, e.g. `app_db_host: HostName("db")`; checked across hosts."""
     return Annotated[str, HostRef(group)]
 
