@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import ipaddress
 import json
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from keel import ROOT
 from keel.inventory import envs, load
+from keel.roles import ROLES
 from keel.sandbox import TOPOLOGIES, Host
 from keel.testing import BIN
 
@@ -108,3 +110,21 @@ def test_drift_fails_on_an_unreachable_host(harness):
     proc = _keel("drift", str(inventory), "--deploy", "deploys/base.py")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "the dry run failed" in proc.stderr
+
+
+@pytest.mark.parametrize("role", list(ROLES))
+def test_role_reads_other_hosts_from_inventory_data(role):
+    """Facts come from the current host only (`host.get_fact`): other hosts' come from their
+    inventory data, so a --limit run never connects to them."""
+    offenders = []
+    for path in (ROOT / "roles" / role).rglob("*.py"):
+        if {"tests", "molecule"} & set(path.relative_to(ROOT / "roles" / role).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("get_fact", "run_shell_command", "connect")):
+                continue
+            target = node.func.value
+            if not (isinstance(target, ast.Name) and target.id == "host"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not offenders, f"calls on another host: {offenders}"
