@@ -6,6 +6,7 @@ registry can be reached. Every podman call goes through keel's own containers.co
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,30 +240,33 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     wanted = expand(names)
     if privileged:
         wanted = {name: True for name in wanted}
-    tag = build_image(log)
-    ensure_network()
-    existing = hosts()
     pub = key_path().with_suffix(".pub")
+    os.chmod(pub, 0o600)
     started = []
-    for name, priv in wanted.items():
-        current = existing.get(name)
-        if current and current.state == "running" and current.privileged == priv and not fresh:
-            continue
-        podman("rm", "-f", "-t", "0", container_name(name), check=False)
-        argv = [
-            "create", "--name", container_name(name), "--hostname", name,
-            "--systemd=always", "--network", NETWORK, "--no-hosts",
-            "--label", f"{LABEL}=1", "--label", f"{LABEL}.host={name}",
-            "--label", f"{LABEL}.privileged={int(priv)}",
-            "--cap-add", "NET_ADMIN",
-        ]
-        if priv:
-            argv += ["--privileged", "--cgroupns=host"]
-        _create_with_fixed_address(name, argv, tag)
-        os.chmod(pub, 0o600)
-        podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
-        podman("start", container_name(name))
-        started.append(name)
+    # One process at a time builds the image, picks addresses and starts containers.
+    with _lock():
+        tag = build_image(log)
+        ensure_network()
+        existing = hosts()
+        for name, priv in wanted.items():
+            current = existing.get(name)
+            if current and current.state == "running" and current.privileged == priv \
+                    and not fresh:
+                continue
+            podman("rm", "-f", "-t", "0", container_name(name), check=False)
+            argv = [
+                "create", "--name", container_name(name), "--hostname", name,
+                "--systemd=always", "--network", NETWORK, "--no-hosts",
+                "--label", f"{LABEL}=1", "--label", f"{LABEL}.host={name}",
+                "--label", f"{LABEL}.privileged={int(priv)}",
+                "--cap-add", "NET_ADMIN",
+            ]
+            if priv:
+                argv += ["--privileged", "--cgroupns=host"]
+            _create_with_fixed_address(name, argv, tag)
+            podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
+            podman("start", container_name(name))
+            started.append(name)
     for name in started:
         _wait_booted(name)
     current = hosts()
@@ -269,6 +274,16 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     for host in result:
         _wait_ssh(host)
     return result
+
+
+@contextmanager
+def _lock():
+    with open(state_dir() / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:

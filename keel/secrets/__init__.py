@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
 
-import jinja2
 import pyrage
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.api.exceptions import PyinfraError
 from pyrage import x25519
 
-from keel import ROOT, TEMPLATES
-from keel.ops import log_masked_diff
+from keel.ops import jinja, log_masked_diff
 from keel.secrets import store
 
 RUN_DIR = "/run/keel/secrets"
@@ -75,15 +73,8 @@ class SecretFile:
                 raise KeyError(f"template {self.template} uses secret {name} not in uses=")
             return store.value(env, name)
 
-        template = _jinja().get_template(self.template)
+        template = jinja().get_template(self.template)
         return template.render(secret=secret, **self.context).encode()
-
-
-def _jinja() -> jinja2.Environment:
-    # Paths are relative to templates/ (roles) or to the repo (test fixtures).
-    return jinja2.Environment(loader=jinja2.FileSystemLoader([TEMPLATES, ROOT]), trim_blocks=True,
-                              lstrip_blocks=True, undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True)
 
 
 def value(name: str) -> str:
