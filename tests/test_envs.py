@@ -8,6 +8,7 @@ touches one host only, and a secret-bearing file whose diff is masked.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import time
@@ -95,10 +96,19 @@ def test_hand_edit_shows_in_plan_and_drift_then_converge_repairs(fleet, harness,
     assert keel("drift", str(inventory), "--deploy", DEPLOY).returncode == 0
 
 
-def _sshd_logins(host: sandbox.Host, since: float) -> list[str]:
+def _mark(*hosts: sandbox.Host) -> int:
+    """A whole second from which on the hosts' journals hold only what comes next."""
+    for host in hosts:  # every message logged so far is stamped and written
+        sandbox.podman("exec", sandbox.container_name(host.name), "journalctl", "--sync")
+    since = math.ceil(time.time())
+    time.sleep(since - time.time() + 0.1)
+    return since
+
+
+def _sshd_logins(host: sandbox.Host, since: int) -> list[str]:
     """Logins on the host since a time, read from its journal without logging in."""
     out = sandbox.podman("exec", sandbox.container_name(host.name), "journalctl", "-u", "ssh",
-                         "--no-pager", "-o", "cat", "--since", f"@{int(since)}").stdout
+                         "--no-pager", "-o", "cat", "--since", f"@{since}").stdout
     return [line for line in out.decode().splitlines() if "Accepted" in line]
 
 
@@ -107,8 +117,7 @@ def test_limit_touches_only_that_host(fleet, harness):
     # Drift on both hosts: the run must repair e-db1 and leave e-app1 as it is.
     for host in (app, db):
         ssh(host, f"sed -i 's/^SystemMaxUse=.*/SystemMaxUse=5G/' {JOURNALD}")
-    since = time.time()
-    time.sleep(1)  # journal --since has a resolution of seconds
+    since = _mark(app, db)
     run = harness.converge(inventory, DEPLOY, args=["--limit", "e-db1"])
     assert set(run.changed()) == {"e-db1"}
     assert {name for op in run.document["results"]["operations"]
@@ -127,8 +136,7 @@ def test_every_role_deploy_honours_limit(fleet, limit):
     """Each deploys/<role>.py plans for the limited host alone, contacting no other host."""
     app, db, inventory = fleet
     other = app if limit == "e-db1" else db
-    since = time.time()
-    time.sleep(1)
+    since = _mark(other)
     proc = subprocess.run(
         [str(BIN / "pyinfra"), "--dry", "--json", "--limit", limit, str(inventory),
          *[f"deploys/{role}.py" for role in ROLES]],
