@@ -9,3 +9,10 @@ base_admin_users = [
 ]
 # sshd answers the private network and the operators' VPN only.
 base_sshd_sources = ["10.20.0.0/16", "203.0.113.0/28"]
+# The agents' HTTPS front (edge, on the app hosts), with certificates from Let's Encrypt.
+edge_upstreams = {"agents": {"group": "app", "port": 8080}}
+edge_vhosts = [
+    {"name": "agents", "server_name": "agents.example.net", "upstream": "agents", "tls": "acme"},
+]
+edge_acme = {"server": "https://acme-v02.api.letsencrypt.org/directory",
+             "email": "ops@example.net"}

@@ -10,7 +10,8 @@ from keel import sandbox
 from keel.inventory import groups
 
 _PREFIX = os.environ.get("KEEL_SANDBOX_PREFIX", "")
-_LAYOUT = {"app": ["app1", "app2"], "db": ["db1"], "cache": ["cache1"], "mon": ["mon1"]}
+_LAYOUT = {"app": ["app1", "app2"], "edge": ["app1", "app2"], "db": ["db1"], "cache": ["cache1"],
+           "mon": ["mon1"]}
 _running = {name: h for name, h in sandbox.hosts().items() if h.address}
 
 globals().update(groups("sandbox", {

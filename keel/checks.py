@@ -18,22 +18,19 @@ from keel.secrets import check_hosts, declared
 
 
 def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
-    """Every problem in an environment's data: per host first, then across hosts, then the
-    secrets roles need (keel.secrets: present, and with decrypt, readable by the operator)."""
-    problems: list[Problem] = []
-    valid = []
-    for host in hosts:
-        found = validate_host(host)
-        problems.extend(found)
-        if not found:
-            valid.append(host)
+    """Every problem in an environment's data: each host's own first; once those are fixed,
+    the checks across hosts, then the secrets roles need (keel.secrets: present, and with
+    decrypt, readable by the operator)."""
+    problems = [problem for host in hosts for problem in validate_host(host)]
+    if problems:
+        return problems
     for keel_check in (port_claims, group_sources, host_refs):
-        problems.extend(keel_check(valid, hosts))
+        problems.extend(keel_check(hosts))
     for name in ROLES:
         cross_check = getattr(role_module(name), "cross_check", None)
         if cross_check is not None:
             problems.extend(cross_check(hosts))
-    problems.extend(check_hosts(valid, decrypt))
+    problems.extend(check_hosts(hosts, decrypt))
     return list(dict.fromkeys(problems))
 
 
@@ -67,27 +64,33 @@ def _port_rules(host: HostData) -> list[tuple[str, Any]]:
     return rules
 
 
-def port_claims(valid: list[HostData], _all: list[HostData]) -> list[Problem]:
+def port_claims(hosts: list[HostData]) -> list[Problem]:
     """No two rules on a host claim the same port and protocol."""
+    def by_default(host: HostData, key: str) -> bool:
+        return host.sources.get(key, "(default)").endswith("(default)")
+
     problems = []
-    for host in valid:
-        claims: dict[tuple[int, str], str] = {}
+    for host in hosts:
+        claims: dict[tuple[int, str], tuple[str, str, str]] = {}
         for role, rule in _port_rules(host):
-            claimed = (rule.port, rule.proto)
-            if claimed in claims:
-                problems.append(_problem(host, key_holding(host, role, rule.port),
-                                         f"port {rule.port}/{rule.proto} is already claimed "
-                                         f"by {claims[claimed]}"))
-            else:
-                claims[claimed] = f"{role} ({rule.comment or key_holding(host, role, rule.port)})"
+            key = key_holding(host, role, rule.port)
+            claim = (role, key, rule.comment or key)
+            first = claims.setdefault((rule.port, rule.proto), claim)
+            if first is claim:
+                continue
+            # Reported where data set it: a port only a role's defaults declare is no typo.
+            here, other = (first, claim) if by_default(host, key) \
+                and not by_default(host, first[1]) else (claim, first)
+            problems.append(_problem(host, here[1], f"port {rule.port}/{rule.proto} is also "
+                                                    f"claimed by {other[0]} ({other[2]})"))
     return problems
 
 
-def group_sources(valid: list[HostData], hosts: list[HostData]) -> list[Problem]:
+def group_sources(hosts: list[HostData]) -> list[Problem]:
     """Firewall sources written `group:<name>` name a group that has hosts."""
     groups = {group for host in hosts for group in host.groups}
     problems = []
-    for host in valid:
+    for host in hosts:
         for role, rule in _port_rules(host):
             for source in rule.sources:
                 if source.startswith("group:") and source[6:] not in groups:
@@ -98,11 +101,11 @@ def group_sources(valid: list[HostData], hosts: list[HostData]) -> list[Problem]
     return problems
 
 
-def host_refs(valid: list[HostData], hosts: list[HostData]) -> list[Problem]:
+def host_refs(hosts: list[HostData]) -> list[Problem]:
     """Values a schema marks `HostName(group)` name an inventory host in that group."""
     by_name = {host.name: host for host in hosts}
     problems = []
-    for host in valid:
+    for host in hosts:
         for role in host.roles:
             fields = role_module(role).Schema.model_fields
             for key in role_module(role).DEFAULTS:

@@ -29,6 +29,13 @@ class Case:
     key: str
     expected: str
     host_data: dict = field(default_factory=dict)  # on the host itself, in the inventory
+    across: bool = False  # a check across hosts: runs once every host's own data is valid
+    groups: tuple[str, ...] = ("app",)
+
+
+EDGE = ("app", "edge")
+UPSTREAM = {"svc": {"group": "app", "port": 8000}}
+VHOST = {"name": "web", "server_name": "web.example.net", "upstream": "svc", "tls": "acme"}
 
 
 CASES = {
@@ -111,20 +118,38 @@ CASES = {
     # across hosts
     "group source with no hosts": Case(
         {"base_firewall_ports": [{"port": 5432, "sources": ["group:nosuch"]}]},
-        "base_firewall_ports", "group with no hosts"),
+        "base_firewall_ports", "group with no hosts", across=True),
     "group source misspelt": Case(
         {"base_sshd_sources": ["group:ap"]}, "base_sshd_sources",
-        "'group:ap' names a group with no hosts; did you mean 'app'?"),
+        "'group:ap' names a group with no hosts; did you mean 'app'?", across=True),
     "two rules claim a port": Case(
         {"base_firewall_ports": [{"port": 22, "comment": "ssh again"}]},
-        "base_firewall_ports", "port 22/tcp is already claimed by base (sshd)"),
+        "base_firewall_ports", "port 22/tcp is also claimed by base (sshd)", across=True),
+    # edge's data
+    "edge vhost key misspelt": Case(
+        {"edge_upstreams": UPSTREAM, "edge_vhosts": [{**VHOST, "tsl": "acme"}]},
+        "edge_vhosts[0].tsl", "unknown key; did you mean 'tls'?", groups=EDGE),
+    "edge upstream port as a string": Case(
+        {"edge_upstreams": {"svc": {"group": "app", "port": "8000"}}},
+        "edge_upstreams.svc.port", "expected a valid integer, got str '8000'", groups=EDGE),
+    "edge upstream without a port": Case(
+        {"edge_upstreams": {"svc": {"group": "app"}}}, "edge_upstreams.svc.port",
+        "required key is missing", groups=EDGE),
+    "edge certificate source": Case(
+        {"edge_upstreams": UPSTREAM, "edge_vhosts": [{**VHOST, "tls": "letsencrypt"}]},
+        "edge_vhosts[0].tls", "'internal', 'provided' or 'acme'", groups=EDGE),
+    "edge and a firewall rule claim 443": Case(
+        {"base_firewall_ports": [{"port": 443}], "edge_upstreams": UPSTREAM,
+         "edge_vhosts": [VHOST]},
+        "base_firewall_ports", "port 443/tcp is also claimed by edge (edge https)",
+        groups=EDGE, across=True),
 }
 assert len(CASES) >= 25
 
 
 def _inventory(harness, name: str, case: Case, host: str = "e-bad1"):
     nowhere = Host(host, NOWHERE, False, "running")
-    return harness.inventory({"app": [nowhere]}, data=case.data,
+    return harness.inventory({group: [nowhere] for group in case.groups}, data=case.data,
                              host_data={host: case.host_data}, name=name)
 
 
@@ -147,13 +172,16 @@ def test_bad_data_is_one_clear_problem(harness, name):
     _one_line("\n".join(map(str, problems)), "e-bad1", case, f"{inventory.stem}_data.py")
 
 
-def test_pyinfra_stops_before_connecting(harness):
-    """Every case at once, each on its own host with its data in the inventory."""
-    hosts = {f"e-bad{i}": case for i, case in enumerate(CASES.values())}
+@pytest.mark.parametrize("across", [False, True], ids=["own data", "across hosts"])
+def test_pyinfra_stops_before_connecting(harness, across):
+    """The cases at once, each on its own host with its data in the inventory."""
+    hosts = {f"e-bad{i}": case for i, case in enumerate(CASES.values()) if case.across == across}
     data = {name: {**case.data, **case.host_data} for name, case in hosts.items()}
-    inventory = harness.inventory(
-        {"app": [Host(name, NOWHERE, False, "running") for name in hosts]},
-        host_data=data, name="all_cases")
+    groups: dict[str, list[Host]] = {}
+    for name, case in hosts.items():
+        for group in case.groups:
+            groups.setdefault(group, []).append(Host(name, NOWHERE, False, "running"))
+    inventory = harness.inventory(groups, host_data=data, name=f"all_cases_{across}")
     run = harness.run(inventory, "deploys/site.py")
     assert run.returncode == 2, run.output
     assert "Connecting to hosts" not in run.output
@@ -161,7 +189,7 @@ def test_pyinfra_stops_before_connecting(harness):
     for host, case in hosts.items():
         line = _one_line(run.stderr, host, case, None)
         if case.data:
-            assert "all_cases.py): " in line, line
+            assert f"all_cases_{across}.py): " in line, line
 
 
 # --- the mechanisms roles build on, with a stand-in role -------------------------------
@@ -205,7 +233,7 @@ FAKE_CASES = {
         "names host 'e-ap2', which is not in the inventory; did you mean 'e-app1'?"),
     "two roles claim a port": (
         {"fake_db_host": "db1", "fake_port": 22}, "fake_port",
-        "port 22/tcp is already claimed by base (sshd)"),
+        "port 22/tcp is also claimed by base (sshd)"),
     "a secret the role needs is missing": (
         {"fake_db_host": "db1", "fake_password_secret": "fake_missing"}, "fake_missing",
         "secret needed by role fake is not set in environment sandbox; "

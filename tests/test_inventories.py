@@ -15,7 +15,7 @@ from keel.roles import ROLES
 from keel.sandbox import TOPOLOGIES, Host
 from keel.testing import BIN
 
-TOPOLOGY = {"app": 2, "db": 1, "cache": 1, "mon": 1}
+TOPOLOGY = {"app": 2, "edge": 2, "db": 1, "cache": 1, "mon": 1}
 
 
 def _keel(*args: str) -> subprocess.CompletedProcess:
