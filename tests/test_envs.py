@@ -1,4 +1,5 @@
-"""Plan, drift and targeted fixes on a small sandbox fleet (e-app1; e-db1 in db, cache, mon).
+"""Plan, drift and targeted fixes on a small sandbox fleet (e-app1 in app and edge; e-db1 in
+db, cache and mon).
 
 The fleet converges once; the tests then run in order on it: a plan of the converged fleet,
 a hand edit that the plan and `keel drift` show and a converge repairs, a `--limit` run that
@@ -36,7 +37,8 @@ def keel(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 def fleet(sandbox_hosts, harness):
     app, db = sandbox_hosts("e-app1", "e-db1")
     # The secret test delivers a file no role declares: keep the secrets role from pruning it.
-    inventory = harness.inventory({"app": [app], "db": [db], "cache": [db], "mon": [db]},
+    inventory = harness.inventory({"app": [app], "edge": [app], "db": [db], "cache": [db],
+                                   "mon": [db]},
                                   data={"secrets_prune": False}, name="fleet")
     first = harness.converge(inventory, DEPLOY)
     assert set(first.changed()) == {"e-app1", "e-db1"}
