@@ -30,8 +30,9 @@ def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
         cross_check = getattr(role_module(name), "cross_check", None)
         if cross_check is not None:
             problems.extend(cross_check(hosts))
-    problems.extend(check_hosts(hosts, decrypt))
-    return list(dict.fromkeys(problems))
+    if problems:
+        return list(dict.fromkeys(problems))  # secrets are looked up for valid data only
+    return check_hosts(hosts, decrypt)
 
 
 def _contains(value: Any, needle: Any) -> bool:

@@ -230,7 +230,7 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
         if error["type"] == "missing" and tuple(loc) in suggested:
             continue
         message = _describe(error, schema)
-        if error.get("input", ...) is None and len(loc) == 1 \
+        if error.get("input", ...) is None and len(loc) == 1 and error["type"].endswith("_type") \
                 and host.sources.get(str(loc[0]), "").endswith("(default)"):
             # A None default is how a role marks a key that each environment must set.
             message = ("required key is missing: the role has no default; set it in "
@@ -313,7 +313,7 @@ SECRET_WORDS = re.compile(r"password|passwd|passphrase|secret|token|api_?key|pri
 
 def masked(host: HostData, secret_names: set[str] = frozenset()) -> dict[str, Any]:
     """The host's values with secrets masked: values a schema marks `Secret`, and values of
-    keys named like secrets, except the names of secrets (secret_names) that roles refer to."""
+    keys named like secrets, except names of secrets (`*_secret` keys, secret_names)."""
     out = {}
     for key, value in host.values.items():
         value = _mask_named(key, copy.deepcopy(value), secret_names)
@@ -333,8 +333,9 @@ def _mask_named(key: Any, value: Any, names: set[str]) -> Any:
         return {k: _mask_named(k, v, names) for k, v in value.items()}
     if isinstance(value, list):
         return [_mask_named(key, v, names) for v in value]
-    if isinstance(key, str) and SECRET_WORDS.search(key) and value not in (None, "") \
-            and value not in names:
+    # A key ending in _secret names a secret in secrets/<env>.yaml: a name, not a value.
+    if isinstance(key, str) and SECRET_WORDS.search(key) and not key.endswith("_secret") \
+            and isinstance(value, str) and value and value not in names:
         return MASK
     return value
 

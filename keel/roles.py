@@ -11,6 +11,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
     "edge": ("edge",),
+    "storage": ("app",),
+    "claude_cli": ("app",),
 }
 
 

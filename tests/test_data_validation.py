@@ -31,6 +31,7 @@ class Case:
     host_data: dict = field(default_factory=dict)  # on the host itself, in the inventory
     across: bool = False  # a check across hosts: runs once every host's own data is valid
     groups: tuple[str, ...] = ("app",)
+    source: str | None = None  # the file the problem names, when not the one with the data
 
 
 EDGE = ("app", "edge")
@@ -143,6 +144,25 @@ CASES = {
          "edge_vhosts": [VHOST]},
         "base_firewall_ports", "port 443/tcp is also claimed by edge (edge https)",
         groups=EDGE, across=True),
+    # storage's and claude_cli's data (app hosts)
+    "storage backend choice": Case(
+        {"storage_backend": "sqlite"}, "storage_backend", "'local', 's3' or 'postgresql'"),
+    "s3 without a bucket": Case(
+        {"storage_backend": "s3"}, "storage_s3_bucket", "required when storage_backend is 's3'",
+        source="roles/storage/__init__.py (default)"),
+    "relative data dir": Case(
+        {"storage_data_dir": "srv/app/data"}, "storage_data_dir", "expected an absolute path"),
+    "claude version not pinned": Case(
+        {"claude_cli_version": "latest"}, "claude_cli_version", "match pattern"),
+    "claude auth choice": Case(
+        {"claude_cli_auth": "password"}, "claude_cli_auth", "'api_key', 'oauth_token' or 'none'"),
+    "subagent without a prompt": Case(
+        {"claude_cli_subagents": [{"name": "reviewer", "description": "reviews diffs"}]},
+        "claude_cli_subagents[0].prompt", "required key is missing"),
+    "storage on postgresql with no db host": Case(
+        {"storage_backend": "postgresql"}, "storage_db_host",
+        "no storage_db_host is set and the inventory has no db group", across=True,
+        source="roles/storage/__init__.py (default)"),
 }
 assert len(CASES) >= 25
 
@@ -159,7 +179,9 @@ def _one_line(text: str, host: str, case: Case, data_file: str | None) -> str:
     line = lines[0]
     assert f"{host}: {case.key} " in line, line
     assert case.expected in line, line
-    if data_file and case.data:
+    if case.source:
+        assert f"(set in {case.source}): " in line, line
+    elif data_file and case.data:
         assert f"{data_file}): " in line, line  # the file that set the key
     return line
 
@@ -188,7 +210,7 @@ def test_pyinfra_stops_before_connecting(harness, across):
     assert "no host was contacted" in run.stderr
     for host, case in hosts.items():
         line = _one_line(run.stderr, host, case, None)
-        if case.data:
+        if case.data and not case.source:
             assert f"all_cases_{across}.py): " in line, line
 
 

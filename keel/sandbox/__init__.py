@@ -217,7 +217,10 @@ def hosts() -> dict[str, Host]:
         address = ""
         networks = entry.get("Networks") or []
         if entry.get("State") == "running" and NETWORK in networks:
-            info = json.loads(podman("inspect", entry["Id"]).stdout)[0]
+            inspect = podman("inspect", entry["Id"], check=False)
+            if inspect.returncode != 0:
+                continue  # removed since `ps` (tests run in parallel)
+            info = json.loads(inspect.stdout)[0]
             address = info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
         found[name] = Host(name, address, entry["Labels"].get(f"{LABEL}.privileged") == "1",
                            entry.get("State", ""))
