@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from keel.data import HostData, Problem, _loc, _suggest, relative, settings, validate_host
+from keel.data import (
+    HostData,
+    Problem,
+    _loc,
+    _suggest,
+    relative,
+    settings,
+    unknown_group,
+    validate_host,
+)
 from keel.roles import ROLES, role_module
 from keel.schema import HostRef, field_annotation, walk
 from keel.secrets import check_hosts, declared
@@ -88,17 +97,17 @@ def port_claims(hosts: list[HostData]) -> list[Problem]:
 
 
 def group_sources(hosts: list[HostData]) -> list[Problem]:
-    """Firewall sources written `group:<name>` name a group that has hosts."""
+    """Firewall sources `group:<name>` that data sets name a group that has hosts (a role's
+    default such as group:mon may name a group this inventory leaves empty)."""
     groups = {group for host in hosts for group in host.groups}
     problems = []
     for host in hosts:
         for role, rule in _port_rules(host):
             for source in rule.sources:
-                if source.startswith("group:") and source[6:] not in groups:
-                    problems.append(_problem(
-                        host, key_holding(host, role, source),
-                        f"'{source}' names a group with no hosts"
-                        + _suggest(source[6:], sorted(groups))))
+                key = key_holding(host, role, source)
+                message = unknown_group(source, groups)
+                if message and not host.sources.get(key, "(default)").endswith("(default)"):
+                    problems.append(_problem(host, key, message))
     return problems
 
 

@@ -14,6 +14,7 @@ import ipaddress
 import re
 import runpy
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
@@ -290,6 +291,29 @@ def _merge_union_errors(schema, errors: list[dict]) -> list[dict]:
         error["msg"] = (f"expected {error['msg']}, got {type(error['input']).__name__} "
                         f"{error['input']!r}")
     return out
+
+
+def group_source_problems(hosts: list[HostData], role: str, key: str,
+                          sources: Callable[[Any], list]) -> list[Problem]:
+    """'group:<name>' sources (sources(value) lists them from a key's raw value) that name a
+    group with no hosts. Only where data sets the key: a default such as group:app may be empty."""
+    groups = {group for host in hosts for group in host.groups}
+    problems = []
+    for host in hosts:
+        if role not in host.roles or host.sources[key].endswith("(default)"):
+            continue
+        for source in sources(host.values[key]):
+            message = unknown_group(source, groups)
+            if message:
+                problems.append(Problem(host.name, key, host.sources[key], message))
+    return problems
+
+
+def unknown_group(source: Any, groups: set[str]) -> str | None:
+    """The problem with a 'group:<name>' source that names a group with no hosts, if any."""
+    if isinstance(source, str) and source.startswith("group:") and source[6:] not in groups:
+        return f"'{source}' names a group with no hosts" + _suggest(source[6:], sorted(groups))
+    return None
 
 
 def format_problems(problems: list[Problem]) -> str:

@@ -10,9 +10,16 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    "postgres": ("db",),
+    "redis": ("cache",),
     "edge": ("edge",),
     "storage": ("app",),
     "claude_cli": ("app",),
+    # Exporters come after the servers they watch.
+    "node_exporter": ("all",),
+    "postgres_exporter": ("db",),
+    "redis_exporter": ("cache",),
+    "prometheus": ("mon",),
 }
 
 

@@ -233,7 +233,9 @@ def fake_role(monkeypatch):
                        "fake_password_secret": "fake_db_password", "fake_token": None}
     module.Schema = FakeSchema
     module.ports = lambda s: [PortRule(port=s.fake_port, comment="fake")]
-    module.secrets = lambda s: [SecretFile(dest="fake/db", secret=s.fake_password_secret)]
+    module.secrets = lambda s: [SecretFile(dest="fake/db", secret=s.fake_password_secret,
+                                           named_by={s.fake_password_secret:
+                                                     "fake_password_secret"})]
     monkeypatch.setitem(sys.modules, "roles.fake", module)
     monkeypatch.setitem(ROLES, "fake", ("app",))
     role_module.cache_clear()
@@ -257,8 +259,8 @@ FAKE_CASES = {
         {"fake_db_host": "db1", "fake_port": 22}, "fake_port",
         "port 22/tcp is also claimed by base (sshd)"),
     "a secret the role needs is missing": (
-        {"fake_db_host": "db1", "fake_password_secret": "fake_missing"}, "fake_missing",
-        "secret needed by role fake is not set in environment sandbox; "
+        {"fake_db_host": "db1", "fake_password_secret": "fake_missing"}, "fake_password_secret",
+        "secret fake_missing (needed by role fake) is not set in secrets/sandbox.yaml; "
         "set it with `keel secrets set sandbox fake_missing`"),
 }
 
@@ -278,8 +280,7 @@ def test_checks_across_hosts(harness, fake_role, fake_secret, name):
     problems = [p for p in load(inventory).problems if p.host == "e-app1"]
     assert len(problems) == 1, problems
     assert problems[0].key == key and expected in problems[0].message, problems[0]
-    source = {"required key with no default": "roles/fake/__init__.py (default)",
-              "a secret the role needs is missing": "secrets/sandbox.yaml"}.get(
+    source = {"required key with no default": "roles/fake/__init__.py (default)"}.get(
         name, f"fake_{name.replace(' ', '_')}_data.py")
     assert problems[0].source.endswith(source), problems[0]
 
@@ -293,7 +294,7 @@ def test_keel_data_masks_secrets(harness, fake_role, fake_secret):
         data={"fake_db_host": "db1", "fake_token": "tok-123"},
         host_data={"e-app1": {"ssh_password": "hunter2"}}, name="masking")
     env = load(inventory)
-    assert env.problems == []
+    assert [p for p in env.problems if p.host == "e-app1"] == []
     host = env.host("e-app1")
     shown = masked(host, secret_names(host))
     assert shown["fake_token"] == MASK  # marked Secret in the schema

@@ -34,12 +34,15 @@ def keel(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def fleet(sandbox_hosts, harness):
+def fleet(sandbox_hosts, harness, secrets_env):
     app, db = sandbox_hosts("e-app1", "e-db1")
     # The secret test delivers a file no role declares: keep the secrets role from pruning it.
     inventory = harness.inventory({"app": [app], "edge": [app], "db": [db], "cache": [db],
                                    "mon": [db]},
                                   data={"secrets_prune": False}, name="fleet")
+    # The secrets the fleet's roles need, generated as `make up` does for the sandbox.
+    ensure = keel("secrets", "ensure", "sandbox", str(inventory))
+    assert ensure.returncode == 0, ensure.stderr
     first = harness.converge(inventory, DEPLOY)
     assert set(first.changed()) == {"e-app1", "e-db1"}
     return app, db, inventory

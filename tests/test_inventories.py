@@ -23,6 +23,16 @@ def _keel(*args: str) -> subprocess.CompletedProcess:
                           stdin=subprocess.DEVNULL, timeout=120)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def env_secrets(secrets_env):
+    """Each environment's secrets, made as an operator bootstraps one (in the test's own
+    throwaway secrets directory): an inventory is valid once the secrets its roles need exist."""
+    for env in ("dev", "staging", "prod"):
+        for action in ("init", "ensure"):
+            proc = _keel("secrets", action, env)
+            assert proc.returncode == 0, proc.stderr
+
+
 def test_every_environment_has_an_inventory():
     assert {"dev", "staging", "prod", "sandbox"} <= set(envs())
 
