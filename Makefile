@@ -6,8 +6,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # What the controller needs from Debian: podman hosts, the image build, age, ssh.
 SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
 PYTEST_ARGS ?=
+# Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
+MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
+  $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up setup system venv image test lint bench down
+.PHONY: up setup system venv image test lint bench down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -38,6 +41,15 @@ image: setup
 test: setup image
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Every role's scenario, run as a developer runs it: cd roles/<name> && molecule test.
+molecule: setup image
+	@failed=""; for role in $(MOLECULE_ROLES); do \
+	  start=$$(date +%s); echo "== molecule test: $$role"; \
+	  (cd roles/$$role && PATH="$(abspath $(BIN)):$$PATH" molecule test) || failed="$$failed $$role"; \
+	  echo "== $$role: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "molecule failed:$$failed"; exit 1; fi
 
 lint: venv
 	$(BIN)/ruff check .
