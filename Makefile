@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # What the controller needs from Debian: podman hosts, the image build, age, ssh.
 SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
-PYTEST_ARGS ?=
+# Test modules run in parallel (each starts its own hosts); most time is I/O wait.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 # Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))
@@ -14,6 +15,8 @@ MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
 
 up: setup image
 	$(BIN)/keel sandbox up prod
+	$(BIN)/keel secrets init sandbox
+	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
 
 setup: system venv

@@ -208,15 +208,20 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
     return problems
 
 
-def check(hosts: list[HostData]) -> list[Problem]:
+def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
+    """Schema problems per host, then cross-host checks and secrets (on valid data only)."""
     problems = []
     for host in hosts:
         problems.extend(validate_host(host))
+    if problems:
+        return problems
     for name in ROLES:
         cross_check = getattr(role_module(name), "cross_check", None)
         if cross_check is not None:
             problems.extend(cross_check(hosts))
-    return problems
+    from keel.secrets import check_hosts
+
+    return problems + check_hosts(hosts, decrypt)
 
 
 def format_problems(problems: list[Problem]) -> str:

@@ -9,6 +9,7 @@ from types import ModuleType
 # role -> groups; "all" means every host. deploys/site.py applies them in this order.
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
+    "secrets": ("all",),
 }
 
 
