@@ -6,7 +6,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # What the controller needs from Debian: podman hosts, the image build, age, ssh.
 SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
 # Test modules run in parallel (each starts its own hosts); most time is I/O wait.
-PYTEST_ARGS ?= -n 3 --dist loadfile
+PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
 # Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))

@@ -131,6 +131,16 @@ def _edit(env: str) -> None:
     store.save(env, save)
 
 
+def _ca(args: argparse.Namespace) -> int:
+    from keel import ca
+
+    if args.action == "init":
+        print(ca.init(args.env, days=args.days, force=args.force), end="")
+    else:
+        print(ca.cert(args.env), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "ensure an inventory path")
     se.add_argument("--length", type=int, default=32, help="for generate/ensure")
     se.set_defaults(func=_secrets)
+
+    ca = sub.add_parser("ca", help="the environment's internal certificate authority")
+    ca.add_argument("action", choices=["init", "cert"],
+                    help="init: create it (key age-encrypted in secrets/<env>.yaml); "
+                         "cert: print its certificate")
+    ca.add_argument("env", help="environment (inventory name)")
+    ca.add_argument("--days", type=int, default=3650, help="for init: CA lifetime")
+    ca.add_argument("--force", action="store_true", help="for init: replace an existing CA")
+    ca.set_defaults(func=_ca)
     return parser
 
 

@@ -10,6 +10,7 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    "edge": ("edge",),
 }
 
 

@@ -56,11 +56,13 @@ def _pid(host, unit):
 
 def test_delivered_to_run_with_owner_and_mode(converged, host, values):
     out = ssh(host, "stat -c '%U %G %a %n' /run/keel/secrets/test/alpha /run/keel/secrets/test/env "
-                    "/etc/keel/age/host.key /etc/keel/secrets/test/alpha.age").stdout.split("\n")
+                    "/etc/keel/age/host.key /etc/keel/secrets/test/alpha.age "
+                    "/etc/keel/secrets/test/alpha.meta").stdout.split("\n")
     assert out[0].startswith("nobody nogroup 400 ")
     assert out[1].startswith("root root 440 ")
     assert out[2].startswith("root root 600 ")
     assert out[3].startswith("root root 600 ")
+    assert out[4].startswith("root root 600 ")
     assert ssh(host, "findmnt -n -o FSTYPE --target /run/keel/secrets").stdout.strip() == "tmpfs"
     content = ssh(host, "cat /run/keel/secrets/test/env").stdout
     assert f"ALPHA={values['test_alpha']}" in content and f"BETA={values['test_beta']}" in content
