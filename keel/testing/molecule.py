@@ -8,10 +8,10 @@ sandbox host and production: over SSH, on the keel-sandbox network, with keel's 
 
   setup                      build the sandbox image and network if missing; print both (JSON)
   boot NAME...               authorize keel's key on started instances, wait for systemd, sshd
-  apply ROLE... [--deploy F] [--dry]
-                             run deploys/<ROLE>.py (and deploy files F) with pyinfra --json, or
-                             plan them (--dry --diff); print {"changed": {host: [operation]},
-                             "failed_hosts": [...]} (a plan lists what would change)
+  apply PEER... [--deploy F] [--peers PEER...] [--data JSON] [--dry]
+                             run deploys/<PEER>.py for a role (a path ending in .py is a deploy
+                             file) with pyinfra --json, or plan them (--dry --diff); print
+                             {"changed": {host: [operation]}, "failed_hosts": [...]}
   verify                     run roles/<role>/tests (testinfra) on the instances of the role
 """
 
@@ -59,9 +59,15 @@ def instances() -> list[tuple[sandbox.Host, list[str]]]:
     return found
 
 
-def data_files(roles: list[str]) -> list[Path]:
-    """Test data of the role and of its peers: roles/<name>/tests/data.py."""
-    paths = [ROOT / "roles" / name / "tests" / "data.py" for name in dict.fromkeys(roles)]
+def deploy_file(peer: str) -> str:
+    """A peer is a role (deploys/<role>.py) or a deploy file, relative to the repository."""
+    return peer if peer.endswith(".py") else f"deploys/{peer}.py"
+
+
+def data_files(peers: list[str]) -> list[Path]:
+    """Test data of the role and of its peer roles: roles/<name>/tests/data.py."""
+    paths = [ROOT / "roles" / name / "tests" / "data.py"
+             for name in dict.fromkeys(peers) if not name.endswith(".py")]
     return [path for path in paths if path.exists()]
 
 
@@ -93,16 +99,16 @@ def ensure_secrets(inventory: Path) -> None:
                 raise KeelError(f"keel {' '.join(argv)} failed")
 
 
-def apply(roles: list[str], deploys: list[str], peers: list[str], dry: bool = False) -> int:
+def apply(targets: list[str], deploys: list[str], peers: list[str], data: dict,
+          dry: bool = False) -> int:
     groups: dict[str, list[sandbox.Host]] = {}
     for host, member_of in instances():
         for group in member_of:
             groups.setdefault(group, []).append(host)
     harness = Harness(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "keel")
-    inventory = harness.inventory(groups, data_files=data_files([role(), *peers]))
+    inventory = harness.inventory(groups, data_files=data_files([role(), *peers]), data=data)
     ensure_secrets(inventory)
-    run = harness.run(inventory, [f"deploys/{name}.py" for name in roles] + deploys,
-                      dry=dry, diff=dry)
+    run = harness.run(inventory, [deploy_file(t) for t in targets] + deploys, dry=dry, diff=dry)
     print(run.stderr, file=sys.stderr)
     print(json.dumps({"changed": run.changed(), "failed_hosts": run.failed_hosts()}))
     return 0 if run.returncode == 0 and not run.failed_hosts() else 1
@@ -128,9 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup")
     sub.add_parser("boot").add_argument("names", nargs="+")
     run = sub.add_parser("apply")
-    run.add_argument("roles", nargs="*")
+    run.add_argument("targets", nargs="*", help="roles or deploy files to run")
     run.add_argument("--deploy", action="append", default=[], help="another deploy file")
-    run.add_argument("--peers", nargs="*", default=[], help="peer roles (their test data)")
+    run.add_argument("--peers", nargs="*", default=[], help="the scenario's peers (test data)")
+    run.add_argument("--data", type=json.loads, default={}, help="scenario data (JSON)")
     run.add_argument("--dry", action="store_true", help="plan only (molecule check)")
     sub.add_parser("verify")
     args = parser.parse_args(argv)
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "boot":
             boot(args.names)
         elif args.command == "apply":
-            return apply(args.roles, args.deploy, args.peers, args.dry)
+            return apply(args.targets, args.deploy, args.peers, args.data, args.dry)
         elif args.command == "verify":
             return verify()
     except KeelError as exc:
