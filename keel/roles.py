@@ -10,7 +10,11 @@ from types import ModuleType
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
     "secrets": ("all",),
+    "postgres": ("db",),
+    "redis": ("cache",),
     "edge": ("edge",),
+    "storage": ("app",),
+    "claude_cli": ("app",),
 }
 
 

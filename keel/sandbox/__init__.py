@@ -218,14 +218,19 @@ def hosts() -> dict[str, Host]:
         networks = entry.get("Networks") or []
         if entry.get("State") == "running" and NETWORK in networks:
             address = network_address(entry["Id"])
+            if address is None:
+                continue  # removed since `ps` (tests run in parallel)
         found[name] = Host(name, address, entry["Labels"].get(f"{LABEL}.privileged") == "1",
                            entry.get("State", ""))
     return found
 
 
-def network_address(container: str) -> str:
-    """A running container's address on the sandbox network."""
-    info = json.loads(podman("inspect", container).stdout)[0]
+def network_address(container: str) -> str | None:
+    """A running container's address on the sandbox network (None if it is gone)."""
+    inspect = podman("inspect", container, check=False)
+    if inspect.returncode != 0:
+        return None
+    info = json.loads(inspect.stdout)[0]
     return info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
 
 

@@ -49,14 +49,17 @@ def groups_of(platform: dict, name: str) -> list[str]:
     return platform.get("groups") or own or [DEFAULT_GROUP]
 
 
+def address(name: str) -> str:
+    found = sandbox.network_address(name)
+    if not found:
+        raise KeelError(f"instance {name} does not exist (run `molecule create`)")
+    return found
+
+
 def instances() -> list[tuple[sandbox.Host, list[str]]]:
     """Each instance as a sandbox host (with its address) and its inventory groups."""
-    found = []
-    for platform in platforms():
-        host = sandbox.Host(platform["name"], sandbox.network_address(platform["name"]),
-                            bool(platform.get("privileged")), "running")
-        found.append((host, groups_of(platform, role())))
-    return found
+    return [(sandbox.Host(p["name"], address(p["name"]), bool(p.get("privileged")), "running"),
+             groups_of(p, role())) for p in platforms()]
 
 
 def deploy_file(peer: str) -> str:
@@ -85,7 +88,7 @@ def boot(names: list[str]) -> None:
         sandbox.podman("cp", str(pub), f"{name}:/root/.ssh/authorized_keys")
     for name in names:
         sandbox.wait_booted(name)
-        sandbox.wait_ssh(sandbox.Host(name, sandbox.network_address(name), False, "running"))
+        sandbox.wait_ssh(sandbox.Host(name, address(name), False, "running"))
 
 
 def ensure_secrets(inventory: Path) -> None:
