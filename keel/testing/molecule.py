@@ -8,10 +8,10 @@ sandbox host and production: over SSH, on the keel-sandbox network, with keel's 
 
   setup                      build the sandbox image and network if missing; print both (JSON)
   boot NAME...               authorize keel's key on started instances, wait for systemd, sshd
-  apply PEER... [--deploy F] [--peers PEER...] [--data JSON] [--dry]
-                             run deploys/<PEER>.py for a role (a path ending in .py is a deploy
-                             file) with pyinfra --json, or plan them (--dry --diff); print
-                             {"changed": {host: [operation]}, "failed_hosts": [...]}
+  apply TARGET... [--deploy F] [--data JSON] [--dry]
+                             run deploys/<TARGET>.py for a role (a path ending in .py is a
+                             deploy file) with pyinfra --json, or plan them (--dry --diff);
+                             print {"changed": {host: [operation]}, "failed_hosts": [...]}
   verify                     run roles/<role>/tests (testinfra) on the instances of the role
 """
 
@@ -67,13 +67,6 @@ def deploy_file(peer: str) -> str:
     return peer if peer.endswith(".py") else f"deploys/{peer}.py"
 
 
-def data_files(peers: list[str]) -> list[Path]:
-    """Test data of the role and of its peer roles: roles/<name>/tests/data.py."""
-    paths = [ROOT / "roles" / name / "tests" / "data.py"
-             for name in dict.fromkeys(peers) if not name.endswith(".py")]
-    return [path for path in paths if path.exists()]
-
-
 def setup() -> dict:
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     image = sandbox.build_image(log)
@@ -102,14 +95,15 @@ def ensure_secrets(inventory: Path) -> None:
                 raise KeelError(f"keel {' '.join(argv)} failed")
 
 
-def apply(targets: list[str], deploys: list[str], peers: list[str], data: dict,
-          dry: bool = False) -> int:
+def apply(targets: list[str], deploys: list[str], data: dict, dry: bool = False) -> int:
     groups: dict[str, list[sandbox.Host]] = {}
     for host, member_of in instances():
         for group in member_of:
             groups.setdefault(group, []).append(host)
     harness = Harness(Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "keel")
-    inventory = harness.inventory(groups, data_files=data_files([role(), *peers]), data=data)
+    # The role's test data is the scenario's (peers included), then the scenario's own data.
+    own = ROOT / "roles" / role() / "tests" / "data.py"
+    inventory = harness.inventory(groups, data_files=[own] if own.exists() else [], data=data)
     ensure_secrets(inventory)
     run = harness.run(inventory, [deploy_file(t) for t in targets] + deploys, dry=dry, diff=dry)
     print(run.stderr, file=sys.stderr)
@@ -139,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("apply")
     run.add_argument("targets", nargs="*", help="roles or deploy files to run")
     run.add_argument("--deploy", action="append", default=[], help="another deploy file")
-    run.add_argument("--peers", nargs="*", default=[], help="the scenario's peers (test data)")
     run.add_argument("--data", type=json.loads, default={}, help="scenario data (JSON)")
     run.add_argument("--dry", action="store_true", help="plan only (molecule check)")
     sub.add_parser("verify")
@@ -150,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "boot":
             boot(args.names)
         elif args.command == "apply":
-            return apply(args.targets, args.deploy, args.peers, args.data, args.dry)
+            return apply(args.targets, args.deploy, args.data, args.dry)
         elif args.command == "verify":
             return verify()
     except KeelError as exc:
