@@ -15,6 +15,11 @@ ROLES: dict[str, tuple[str, ...]] = {
     "edge": ("edge",),
     "storage": ("app",),
     "claude_cli": ("app",),
+    # Exporters come after the servers they watch.
+    "node_exporter": ("all",),
+    "postgres_exporter": ("db",),
+    "redis_exporter": ("cache",),
+    "prometheus": ("mon",),
 }
 
 

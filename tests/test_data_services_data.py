@@ -26,10 +26,13 @@ CASES = {
         {"redis_maxmemory": "1 gigabyte"}, "redis_maxmemory", "size such as"),
     "password secret that does not exist": (
         {"postgres_roles": [{"name": "app", "password_secret": "postgres_nosuch_password"}]},
-        "postgres_nosuch_password", "secret needed by role postgres is not set"),
+        "postgres_roles[0].password_secret",
+        "secret postgres_nosuch_password (needed by role postgres) is not set in "
+        "secrets/sandbox.yaml"),
     "redis password secret that does not exist": (
         {"redis_users": [{"name": "app", "password_secret": "redis_nosuch_password"}]},
-        "redis_nosuch_password", "secret needed by role redis is not set"),
+        "redis_users[0].password_secret",
+        "secret redis_nosuch_password (needed by role redis) is not set in secrets/sandbox.yaml"),
     "drop without confirmation": (
         {"postgres_roles": [{"name": "old", "state": "absent"}]},
         "postgres_roles[0]", "set confirm_drop: True"),
@@ -131,3 +134,17 @@ def test_restart_only_for_postmaster_parameters():
     assert restart_reasons(changed | {"max_connections"}, cluster) == ["max_connections"]
     assert restart_reasons(set(), {**cluster, "pending_restart": ["shared_buffers"]}) \
         == ["shared_buffers"]
+
+
+def test_membership_sql_adds_only_missing_memberships():
+    from roles.postgres import plan
+    from roles.postgres.schema import Role
+
+    role = Role(name="monitor", member_of=["pg_monitor", "pg_read_all_stats"])
+    assert plan.membership_sql(role, None) == (
+        "Grant pg_monitor, pg_read_all_stats to PostgreSQL role monitor",
+        'GRANT "pg_monitor", "pg_read_all_stats" TO "monitor"')
+    assert plan.membership_sql(role, {"member_of": ["pg_read_all_stats"]})[1] == \
+        'GRANT "pg_monitor" TO "monitor"'
+    assert plan.membership_sql(role, {"member_of": ["pg_monitor", "pg_read_all_stats", "x"]}) \
+        is None

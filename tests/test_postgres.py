@@ -16,7 +16,9 @@ DEPLOY = "tests/deploys/data_services.py"
 MB = 1 << 20
 PASSWORDS = {"postgres_app_password": "app-Pw-1f0c3e8a", "postgres_reporting_password":
              "rep-Pw-9b2d77e1", "postgres_s3_access_key": "s3-ak-5c1e0a7d",
-             "postgres_s3_secret_key": "s3-sk-8e4f2b90"}
+             "postgres_s3_secret_key": "s3-sk-8e4f2b90",
+             # The exporter on db hosts needs its login's secret to validate.
+             "postgres_monitor_password": "mon-Pw-3a7c61d0"}
 # moto serves S3 on the app host; the db host uploads there (sandbox traffic only).
 MOTO = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
         "postgresql-client python3-pip python3-boto3 python3-flask python3-flask-cors "
@@ -114,6 +116,12 @@ def test_no_secret_in_output_or_files(converged, hosts):
         found = ssh(db, f"grep -rIlF -- '{value}' /etc /var/log /var/lib/postgresql /usr/local "
                         "/root /tmp /var/backups; true").stdout
         assert found == "", f"secret on disk in {found}"
+
+
+def test_role_memberships(converged, hosts):
+    db = hosts[0]
+    assert as_postgres(db, "select pg_has_role('reporting', 'pg_monitor', 'member')") == "t"
+    assert as_postgres(db, "select pg_has_role('app', 'pg_monitor', 'member')") == "f"
 
 
 def test_settings_scaled_to_memory(converged, hosts):

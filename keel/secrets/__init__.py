@@ -51,6 +51,8 @@ class SecretFile:
     owner: str = "root"
     group: str = "root"
     mode: str = "0400"
+    # secret name -> the data key that names it, so a missing secret's error points there.
+    named_by: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
     generated: bool = False
 
     def __post_init__(self):
@@ -193,9 +195,11 @@ def check_hosts(hosts, decrypt: bool) -> list:
             for file in declare(settings(role, host_data.values)):
                 for name in file.names:
                     if name not in store.names(env):
+                        key = file.named_by.get(name, name)
                         problems.append(Problem(
-                            host_data.name, name, source,
-                            f"secret needed by role {role} is not set in environment {env}; "
+                            host_data.name, key,
+                            host_data.sources.get(re.split(r"[\[.]", key)[0], source),
+                            f"secret {name} (needed by role {role}) is not set in {source}; "
                             f"set it with `keel secrets set {env} {name}`"))
                     elif decrypt and (env, name) not in seen:
                         seen.add((env, name))

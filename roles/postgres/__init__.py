@@ -58,7 +58,8 @@ DEFAULTS = {
     # Data checksums for a cluster keel creates (initdb; no effect on an existing cluster).
     "postgres_data_checksums": True,
     # Roles: [{name, password_secret?, login?: True, superuser?: False, createdb?: False,
-    # createrole?: False, connection_limit?: -1, state?: present|absent, confirm_drop?: False}].
+    # createrole?: False, connection_limit?: -1, member_of?: [..], state?: present|absent,
+    # confirm_drop?: False}]. member_of grants memberships (pg_monitor) and never revokes.
     # Absent roles are dropped only with confirm_drop; what they own is given to postgres.
     "postgres_roles": [],
     # Databases: [{name, owner, encoding?: UTF8, locale?: C.UTF-8, grants?: [{role,
@@ -112,8 +113,10 @@ def ports(data: Schema) -> list[PortRule]:
 def secrets(data: Schema) -> list[SecretFile]:
     """Role passwords (read by keel-pg-password only), and S3 credentials for backup uploads."""
     out = [SecretFile(dest=_password_file(role.name), secret=role.password_secret,
-                      owner="postgres", group="postgres")
-           for role in data.postgres_roles if role.state == "present" and role.password_secret]
+                      owner="postgres", group="postgres",
+                      named_by={role.password_secret: f"postgres_roles[{i}].password_secret"})
+           for i, role in enumerate(data.postgres_roles)
+           if role.state == "present" and role.password_secret]
     s3 = data.postgres_backup_s3
     if s3:
         out.append(SecretFile(dest=S3_CREDENTIALS, template="postgres/s3-credentials.j2",
@@ -185,9 +188,10 @@ def _roles(data, cluster) -> None:
     for role in data.postgres_roles:
         if role.state != "present":
             continue
-        change = plan.role_sql(role, current.get(role.name))
-        if change:
-            server.shell(name=change[0], commands=[psql(change[1])])
+        for change in (plan.role_sql(role, current.get(role.name)),
+                       plan.membership_sql(role, current.get(role.name))):
+            if change:
+                server.shell(name=change[0], commands=[psql(change[1])])
         if not role.password_secret:
             continue
         file = declared[_password_file(role.name)]

@@ -21,7 +21,10 @@ select json_build_object(
       'createrole', rolcreaterole, 'connection_limit', rolconnlimit,
       'scram', case when rolpassword like 'SCRAM-SHA-256$%'
                     then split_part(rolpassword, '$', 2) end,
-      'digest', encode(sha256(convert_to(coalesce(rolpassword, ''), 'UTF8')), 'hex')))
+      'digest', encode(sha256(convert_to(coalesce(rolpassword, ''), 'UTF8')), 'hex'),
+      'member_of', (select coalesce(json_agg(b.rolname order by b.rolname), '[]')
+                    from pg_auth_members m join pg_roles b on b.oid = m.roleid
+                    where m.member = pg_authid.oid)))
     from pg_authid),
   'databases', (select json_object_agg(datname, json_build_object(
       'owner', pg_get_userbyid(datdba),

@@ -128,6 +128,16 @@ def role_sql(role, current: dict | None) -> tuple[str, str] | None:
             f"ALTER ROLE {ident(role.name)} WITH {attrs}")
 
 
+def membership_sql(role, current: dict | None) -> tuple[str, str] | None:
+    """(operation name, statement) adding the role to the roles it should be a member of
+    (e.g. pg_monitor); memberships granted by hand are left alone."""
+    missing = sorted(set(role.member_of) - set((current or {}).get("member_of", [])))
+    if not missing:
+        return None
+    return (f"Grant {', '.join(missing)} to PostgreSQL role {role.name}",
+            f"GRANT {', '.join(ident(m) for m in missing)} TO {ident(role.name)}")
+
+
 def database_sql(db, current: dict | None) -> tuple[str, str] | None:
     """(operation name, statement) creating a database or changing its owner; None if right."""
     if current is None:

@@ -90,6 +90,8 @@ class Role(_Droppable):
     createdb: bool = False
     createrole: bool = False
     connection_limit: Annotated[int, Field(ge=-1)] = -1
+    # Roles this one is a member of, e.g. pg_monitor for the postgres exporter's login.
+    member_of: list[PgName] = []
 
 
 class Database(_Droppable):

@@ -70,6 +70,9 @@ def secrets(data: Schema) -> list[SecretFile]:
         dest=USERS, template="redis/users.conf.j2", owner="redis", group="redis",
         uses=tuple(dict.fromkeys([u.password_secret for u in data.redis_users]
                                  + ([default] if default else []))),
+        named_by={**({default: "redis_default_password_secret"} if default else {}),
+                  **{u.password_secret: f"redis_users[{i}].password_secret"
+                     for i, u in enumerate(data.redis_users)}},
         context={"users": data.redis_users, "default_secret": default, "sha256": _sha256,
                  # Last on each user's line, so no earlier rule can re-enable them.
                  "disabled": " ".join(f"-{c.lower()}" for c in data.redis_disabled_commands)})]

@@ -3,7 +3,7 @@
 postgres_roles = [
     {"name": "app", "password_secret": "postgres_app_password"},
     {"name": "reporting", "password_secret": "postgres_reporting_password",
-     "connection_limit": 5},
+     "connection_limit": 5, "member_of": ["pg_monitor"]},
     {"name": "legacy", "login": False},
 ]
 postgres_databases = [
