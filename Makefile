@@ -7,8 +7,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
 # Test modules run in parallel (each starts its own hosts); most time is I/O wait.
 PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
+# Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
+MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
+  $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up setup system venv image test lint bench down
+.PHONY: up setup system venv image test lint bench down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -41,6 +44,15 @@ image: setup
 test: setup image
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Every role's scenario, run as a developer runs it: cd roles/<name> && molecule test.
+molecule: setup image
+	@failed=""; for role in $(MOLECULE_ROLES); do \
+	  start=$$(date +%s); echo "== molecule test: $$role"; \
+	  (cd roles/$$role && PATH="$(abspath $(BIN)):$$PATH" molecule test) || failed="$$failed $$role"; \
+	  echo "== $$role: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "molecule failed:$$failed"; exit 1; fi
 
 lint: venv
 	$(BIN)/ruff check .

@@ -219,6 +219,31 @@ def _edit(env: str) -> None:
     store.save(env, save)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from keel import rollout
+
+    print(rollout.status_table(rollout.status(rollout.inventory_path(args.inventory),
+                                              args.limit or [])))
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from keel import rollout
+
+    result = rollout.rollout(rollout.inventory_path(args.inventory), group=args.group,
+                             batch=args.batch, rollback=args.rollback,
+                             log=lambda m: print(f"keel: {m}", file=sys.stderr))
+    if not result.ok:
+        print(result.reason.rstrip(), file=sys.stderr)
+        hint = "" if args.rollback else f"; roll back with: keel rollout {args.inventory} " \
+            "--rollback"
+        print(f"keel: rollout stopped at {', '.join(result.failed)}{hint}", file=sys.stderr)
+        return 1
+    print(f"keel: {'rolled back' if args.rollback else 'updated'}: {', '.join(result.done)}",
+          file=sys.stderr)
+    return 0
+
+
 def _ca(args: argparse.Namespace) -> int:
     from keel import ca
 
@@ -258,6 +283,21 @@ def build_parser() -> argparse.ArgumentParser:
                                            "ensure an inventory path")
     se.add_argument("--length", type=int, default=32, help="for generate/ensure")
     se.set_defaults(func=_secrets)
+
+    st = sub.add_parser("status", help="every app service per host: image, state, health, "
+                        "restarts (read only)")
+    st.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
+    st.add_argument("--limit", action="append", help="only these hosts (repeatable)")
+    st.set_defaults(func=_status)
+
+    ro = sub.add_parser("rollout", help="apply deploys/app.py one batch of hosts at a time, "
+                        "stopping at the first unhealthy batch")
+    ro.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
+    ro.add_argument("--batch", type=int, default=1, help="hosts per batch (default 1)")
+    ro.add_argument("--group", default="app", help="inventory group to roll (default app)")
+    ro.add_argument("--rollback", action="store_true",
+                    help="return updated hosts to the definitions they replaced")
+    ro.set_defaults(func=_rollout)
 
     ca = sub.add_parser("ca", help="the environment's internal certificate authority")
     ca.add_argument("action", choices=["init", "cert"],

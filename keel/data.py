@@ -163,7 +163,7 @@ def _nested_fields(schema: type[pydantic.BaseModel], loc: tuple) -> list[str]:
             continue
         info = getattr(model, "model_fields", {}).get(part)
         if info is None:
-            return []
+            continue  # a dict key (e.g. a service name): the model stays that of its values
         model = _model_in(info.annotation)
     return list(getattr(model, "model_fields", {}))
 

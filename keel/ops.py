@@ -94,6 +94,12 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
                         group=group)
 
 
+def render(role: str, template: str, **context) -> str:
+    """templates/<role>/<template>.j2 rendered on the controller, for content a role must know
+    before it writes (to compare with what the host has)."""
+    return jinja().get_template(f"{role}/{template}.j2").render(**context)
+
+
 def text(content: str) -> StringIO:
     """In-memory file content for files.put."""
     return StringIO(content)
