@@ -183,6 +183,14 @@ CASES = {
         {"postgres_port": 9100}, "postgres_port",
         "port 9100/tcp is also claimed by node_exporter (node exporter)", groups=("db",),
         across=True),
+    # container_runtime and app
+    "container engine choice": Case(
+        {"container_runtime_engine": "lxc"}, "container_runtime_engine", "'podman' or 'docker'"),
+    "a service on the node exporter's port": Case(
+        {"app_services": {"web": {"build": {"context": "tests/images/standin"}, "ports": [
+            {"port": 9100, "target": 80, "address": "0.0.0.0"}]}}},
+        "app_services", "port 9100/tcp is also claimed by node_exporter (node exporter)",
+        across=True),
 }
 assert len(CASES) >= 25
 
