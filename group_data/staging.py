@@ -17,3 +17,8 @@ edge_vhosts = [
 ]
 edge_acme = {"server": "https://acme-staging-v02.api.letsencrypt.org/directory",
              "email": "ops@example.net"}
+# The agents' storage in PostgreSQL on the db host (storage's defaults name this role, its
+# database and the secret postgres_app_password).
+storage_backend = "postgresql"
+postgres_roles = [{"name": "app", "password_secret": "postgres_app_password"}]
+postgres_databases = [{"name": "app", "owner": "app"}]

@@ -155,11 +155,17 @@ def _secrets(args: argparse.Namespace) -> int:
     elif args.action == "generate":
         store.put(env, _arg(args, "key"), store.generate(args.length))
     elif args.action == "ensure":
+        from keel.checks import secret_names
+        from keel.data import format_problems, validate_host
         from keel.inventory import load
-        from keel.secrets import check_hosts
 
-        inventory = args.key or f"inventories/{env}.py"
-        missing = sorted({p.key for p in check_hosts(load(inventory).hosts, decrypt=False)})
+        hosts = load(args.key or f"inventories/{env}.py").hosts
+        problems = [problem for host in hosts for problem in validate_host(host)]
+        if problems:
+            raise KeelError(format_problems(problems).removeprefix("keel: "))
+        # Problems name the data key that asks for a secret: the names come from the roles.
+        missing = sorted({name for host in hosts for name in secret_names(host)}
+                         - set(store.names(env)))
         for name in missing:
             store.put(env, name, store.generate(args.length))
             print(f"generated {name}")

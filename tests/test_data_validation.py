@@ -163,6 +163,34 @@ CASES = {
         {"storage_backend": "postgresql"}, "storage_db_host",
         "no storage_db_host is set and the inventory has no db group", across=True,
         source="roles/storage/__init__.py (default)"),
+    # postgres, redis and the monitoring roles
+    "node exporter port as a string": Case(
+        {"node_exporter_port": "9100"}, "node_exporter_port",
+        "expected a valid integer, got str '9100'"),
+    "redis eviction policy": Case(
+        {"redis_maxmemory_policy": "lru"}, "redis_maxmemory_policy", "'volatile-ttl' (got 'lru')",
+        groups=("cache",)),
+    "redis user commands as a string": Case(
+        {"redis_users": [{"name": "app", "password_secret": "x", "commands": "+@all"}]},
+        "redis_users[0].commands", "expected a valid list, got str '+@all'", groups=("cache",)),
+    "prometheus retention in words": Case(
+        {"prometheus_retention_time": "two weeks"}, "prometheus_retention_time",
+        "match pattern", groups=("mon",)),
+    "pg_hba source names no group": Case(
+        {"postgres_hba": [{"sources": ["group:nosuch"]}]}, "postgres_hba",
+        "'group:nosuch' names a group with no hosts", groups=("db",), across=True),
+    "postgres on the node exporter's port": Case(
+        {"postgres_port": 9100}, "postgres_port",
+        "port 9100/tcp is also claimed by node_exporter (node exporter)", groups=("db",),
+        across=True),
+    # container_runtime and app
+    "container engine choice": Case(
+        {"container_runtime_engine": "lxc"}, "container_runtime_engine", "'podman' or 'docker'"),
+    "a service on the node exporter's port": Case(
+        {"app_services": {"web": {"build": {"context": "tests/images/standin"}, "ports": [
+            {"port": 9100, "target": 80, "address": "0.0.0.0"}]}}},
+        "app_services", "port 9100/tcp is also claimed by node_exporter (node exporter)",
+        across=True),
 }
 assert len(CASES) >= 25
 
@@ -194,24 +222,37 @@ def test_bad_data_is_one_clear_problem(harness, name):
     _one_line("\n".join(map(str, problems)), "e-bad1", case, f"{inventory.stem}_data.py")
 
 
-@pytest.mark.parametrize("across", [False, True], ids=["own data", "across hosts"])
-def test_pyinfra_stops_before_connecting(harness, across):
-    """The cases at once, each on its own host with its data in the inventory."""
-    hosts = {f"e-bad{i}": case for i, case in enumerate(CASES.values()) if case.across == across}
-    data = {name: {**case.data, **case.host_data} for name, case in hosts.items()}
+def _stops_before_connecting(run) -> None:
+    assert run.returncode == 2, run.output
+    assert "Connecting to hosts" not in run.output
+    assert "no host was contacted" in run.stderr
+
+
+def test_pyinfra_stops_before_connecting(harness):
+    """Every case about a host's own data at once, each on its own host (data in the inventory)."""
+    hosts = {f"e-bad{i}": case for i, case in enumerate(CASES.values()) if not case.across}
     groups: dict[str, list[Host]] = {}
     for name, case in hosts.items():
         for group in case.groups:
             groups.setdefault(group, []).append(Host(name, NOWHERE, False, "running"))
-    inventory = harness.inventory(groups, host_data=data, name=f"all_cases_{across}")
+    data = {name: {**case.data, **case.host_data} for name, case in hosts.items()}
+    inventory = harness.inventory(groups, host_data=data, name="all_cases")
     run = harness.run(inventory, "deploys/site.py")
-    assert run.returncode == 2, run.output
-    assert "Connecting to hosts" not in run.output
-    assert "no host was contacted" in run.stderr
+    _stops_before_connecting(run)
     for host, case in hosts.items():
         line = _one_line(run.stderr, host, case, None)
         if case.data and not case.source:
-            assert f"all_cases_{across}.py): " in line, line
+            assert "all_cases.py): " in line, line
+
+
+@pytest.mark.parametrize("name", [name for name, case in CASES.items() if case.across])
+def test_pyinfra_stops_before_connecting_across_hosts(harness, name):
+    """A check across hosts runs on an inventory of its own (what it sees is the whole)."""
+    case = CASES[name]
+    inventory = _inventory(harness, "cli_" + name.replace(" ", "_"), case)
+    run = harness.run(inventory, "deploys/site.py")
+    _stops_before_connecting(run)
+    _one_line(run.stderr, "e-bad1", case, f"{inventory.stem}_data.py")
 
 
 # --- the mechanisms roles build on, with a stand-in role -------------------------------
