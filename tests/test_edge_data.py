@@ -29,7 +29,6 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=list(CASES))
 @pytest.fixture
 def without_ca(secrets_env):
     """The sandbox's CA secrets removed for the test (other modules may have made them)."""
@@ -43,6 +42,7 @@ def without_ca(secrets_env):
     store.save("sandbox", {**store.load("sandbox"), **saved})
 
 
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_edge_data_fails_before_connecting(harness, case, without_ca):
     data, key, expected = CASES[case]
     inventory = harness.inventory({"edge": [NOWHERE]}, data=data, name=case.replace(" ", "_"))
