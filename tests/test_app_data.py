@@ -45,7 +45,7 @@ CASES = {
         {"app_services": {"web": svc(user="10001:10001", secrets=[
             {"secret": "web_nosuch_token", "env": "TOKEN"}])}},
         "app_services.web.secrets[0].secret",
-        "secret 'web_nosuch_token' is not set in secrets/sandbox.yaml"),
+        "secret web_nosuch_token (needed by role app) is not set in secrets/sandbox.yaml"),
     "unknown service key": (
         {"app_services": {"web": svc(enviroment={"A": "1"})}},
         "app_services.web.enviroment", "did you mean 'environment'"),

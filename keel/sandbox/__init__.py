@@ -41,7 +41,7 @@ TOPOLOGIES: dict[str, dict[str, bool]] = {
     "prod": {"app1": True, "app2": True, "db1": False, "cache1": False, "mon1": False},
 }
 
-BOOT_TIMEOUT = 90
+BOOT_TIMEOUT = 180
 
 
 def state_dir() -> Path:

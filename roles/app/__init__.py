@@ -78,11 +78,12 @@ def _secret_files(data, names: dict[str, str]) -> dict[str, list[SecretFile]]:
     for name, svc in data.app_services.items():
         uid, _, gid = (effective(data, svc).user or "0:0").partition(":")
         gid = gid or uid
-        for item in svc.secrets:
+        for i, item in enumerate(svc.secrets):
             owner, group = ("root", "root") if item.env else \
                 (names.get(f"u:{uid}", uid), names.get(f"g:{gid}", gid))
             out.setdefault(name, []).append(SecretFile(
-                dest=f"app/{name}/{item.secret}", secret=item.secret, owner=owner, group=group))
+                dest=f"app/{name}/{item.secret}", secret=item.secret, owner=owner, group=group,
+                named_by={item.secret: f"app_services.{name}.secrets[{i}].secret"}))
     return out
 
 

@@ -263,20 +263,6 @@ def start_order(services: dict[str, Service]) -> list[str]:
     return order
 
 
-def _undeclared_secrets(host, data: Schema) -> list:
-    """Secrets a service names that its environment does not hold (secrets/<env>.yaml)."""
-    from keel.data import Problem
-    from keel.secrets import store
-
-    known = store.names(host.env)
-    return [Problem(host.name, f"app_services.{name}.secrets[{i}].secret",
-                    host.sources.get("app_services", "?"),
-                    f"secret '{item.secret}' is not set in secrets/{host.env}.yaml "
-                    f"(keel secrets set {host.env} {item.secret})")
-            for name, svc in data.app_services.items()
-            for i, item in enumerate(svc.secrets) if item.secret not in known]
-
-
 def cross_check(hosts) -> list:
     from keel.data import Problem
 
@@ -291,7 +277,6 @@ def cross_check(hosts) -> list:
         for key, message in service_problems(data):
             top = key.split(".")[0]
             problems.append(Problem(host.name, key, host.sources.get(top, "?"), message))
-        problems += _undeclared_secrets(host, data)
         engine = host.values.get("container_runtime_engine")
         if "container_runtime" in host.roles and engine and engine != data.app_engine:
             problems.append(Problem(

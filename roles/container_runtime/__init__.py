@@ -55,8 +55,9 @@ LIBEXEC = "/usr/local/libexec/keel-host-image"
 def secrets(data: Schema) -> list[SecretFile]:
     """Registry passwords this host needs (read by root, piped to the engine's login)."""
     return [SecretFile(dest=f"container_runtime/registry-{_slug(r.location)}",
-                       secret=r.password_secret)
-            for r in data.container_runtime_registries if r.password_secret]
+                       secret=r.password_secret, named_by={
+                           r.password_secret: f"container_runtime_registries[{i}].password_secret"})
+            for i, r in enumerate(data.container_runtime_registries) if r.password_secret]
 
 
 def ports(data: Schema) -> list[PortRule]:
