@@ -1,8 +1,9 @@
-"""Metrics endpoints: what roles expose, and the scrape targets Prometheus derives from them.
+"""Metrics endpoints and alert rules: what roles expose, and what Prometheus derives from them.
 
 A role that serves metrics defines `metrics(settings) -> [Endpoint]`, as it defines `ports()`
-for the firewall. Prometheus reads every host's endpoints from inventory data (never by
-connecting to other hosts), so its scrape config follows role membership.
+for the firewall; a role with alerts of its own defines `alerts() -> [rule group]` (the shape
+of `prometheus_rules` entries). Prometheus reads both from inventory data (never by
+connecting to other hosts), so its scrape config and rules follow role membership.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pyinfra import inventory
 
 from keel.data import settings
-from keel.roles import role_module
+from keel.roles import ROLES, role_module
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,17 @@ def scrape_jobs() -> dict[str, list[dict]]:
                     "labels": labels})
     return {job: sorted(targets, key=lambda t: t["labels"]["host"])
             for job, targets in sorted(jobs.items())}
+
+
+def rule_groups() -> list[dict]:
+    """The alert rule groups of every role some inventory host has, in site order."""
+    present = {role for other in inventory for role in other.data.get("keel_roles") or []}
+    groups = []
+    for role in ROLES:
+        declare = getattr(role_module(role), "alerts", None) if role in present else None
+        if declare is not None:
+            groups.extend(declare())
+    return groups
 
 
 def service_after_secrets(service: str):

@@ -1,8 +1,11 @@
-"""Monitoring on a 5-host sandbox (mon, db, cache, app x2): exporters, firewall, Prometheus
-targets and alerts, promtool gating reloads. One converge (plus idempotence run and plan)."""
+"""Monitoring on a 5-host sandbox (mon, db, cache, app x2 also in edge): keel's postgres and
+redis roles with the exporters' logins from group_data, exporters, firewall, Prometheus targets
+and alerts (edge's included), promtool gating reloads. One converge (plus idempotence run and
+plan)."""
 
 import json
 import secrets as random
+import subprocess
 import time
 
 import pytest
@@ -14,10 +17,13 @@ pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/monitoring.py"
 DATA = ROOT / "roles/prometheus/tests/data.py"
 NAMES = ("m-mon1", "m-db1", "m-cache1", "m-app1", "m-app2")
-GROUPS = {"mon": ["m-mon1"], "db": ["m-db1"], "cache": ["m-cache1"], "app": ["m-app1", "m-app2"]}
+GROUPS = {"mon": ["m-mon1"], "db": ["m-db1"], "cache": ["m-cache1"], "app": ["m-app1", "m-app2"],
+          "edge": ["m-app1", "m-app2"]}
 # host -> exporter ports it serves
 EXPORTERS = {"m-mon1": [9100], "m-db1": [9100, 9187], "m-cache1": [9100, 9121],
              "m-app1": [9100], "m-app2": [9100]}
+PASSWORDS = {"postgres_monitor_password": random.token_hex(16),
+             "redis_exporter_password": random.token_hex(16)}
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +33,8 @@ def hosts(sandbox_hosts):
 
 @pytest.fixture(scope="module")
 def inventory(harness, hosts, secrets_env):
-    secrets_env.set("postgres_monitor_password", random.token_hex(16))
-    secrets_env.set("redis_exporter_password", random.token_hex(16))
+    for name, value in PASSWORDS.items():
+        secrets_env.set(name, value)
     return harness.inventory({g: [hosts[n] for n in names] for g, names in GROUPS.items()},
                              data_files=[DATA])
 
@@ -62,6 +68,46 @@ def test_converges_then_nothing_changes(converged):
     first, second, plan = converged
     assert set(first.changed()) == set(NAMES)
     assert second.changed() == {} and plan.changed() == {}
+    # The logins come from group_data (all.py), created by the data services' own roles.
+    assert "postgres | Set password of PostgreSQL role keel_monitor" in first.changed()["m-db1"]
+    assert "redis | Deliver ACL users (password hashes)" in first.changed()["m-cache1"]
+    for run in converged:
+        assert not any(password in run.output for password in PASSWORDS.values())
+
+
+def _as_postgres(db, sql: str) -> str:
+    return ssh(db, f"cd / && runuser -u postgres -- psql -XtAc \"{sql}\"").stdout.strip()
+
+
+def _login(host, command: str, password: str) -> str:
+    """A client command on the host whose password is read from stdin (never argv)."""
+    proc = subprocess.run(host.ssh_argv(command), input=password + "\n", capture_output=True,
+                          text=True, timeout=60)
+    return (proc.stdout + proc.stderr).strip()
+
+
+def test_exporter_logins_have_only_what_they_need(converged, hosts):
+    db, cache = hosts["m-db1"], hosts["m-cache1"]
+    assert _as_postgres(db, "select rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, "
+                            "pg_has_role('keel_monitor', 'pg_monitor', 'member') from pg_roles "
+                            "where rolname = 'keel_monitor'") == "t|f|f|f|t"
+    psql = ("read -r PGPASSWORD; export PGPASSWORD; psql -XtA -h 127.0.0.1 -U keel_monitor "
+            "-d postgres -c")
+    # pg_monitor reads every backend's activity; it may write nothing.
+    assert _login(db, f"{psql} 'select count(*) > 0 from pg_stat_activity where "
+                      "query is not null'", PASSWORDS["postgres_monitor_password"]) == "t"
+    assert "permission denied" in _login(db, f"{psql} 'create table t (i int)'",
+                                         PASSWORDS["postgres_monitor_password"])
+    cli = ("read -r REDISCLI_AUTH; export REDISCLI_AUTH; "
+           f"redis-cli -h {cache.address} --user keel_exporter")
+    password = PASSWORDS["redis_exporter_password"]
+    assert "redis_version:7.0" in _login(cache, f"{cli} info server", password)
+    for refused in ("get k", "set k v", "keys '*'", "config get maxmemory", "client kill id 1",
+                    "flushall"):
+        assert "NOPERM" in _login(cache, f"{cli} {refused}", password), refused
+    # The exporter's whole scrape runs within that ACL.
+    log = ssh(cache, "journalctl -u prometheus-redis-exporter --no-pager -o cat").stdout
+    assert "NOPERM" not in log and "WRONGPASS" not in log, log[-2000:]
 
 
 def test_exporters_serve_key_series(converged, hosts):
@@ -131,6 +177,18 @@ def test_app_hosts_report_systemd_units(converged, hosts):
     assert "node_systemd_service_restart_total" in metrics
     db = _get(hosts["m-mon1"], f"http://{hosts['m-db1'].address}:9100/metrics")
     assert "node_systemd_unit_state" not in db
+
+
+def test_edge_alerts_loaded_for_edge_hosts(converged, hosts):
+    groups = {g["name"]: g for g in _api(hosts, "rules")["groups"]}
+    edge = groups["keel-edge"]["rules"]
+    assert [r["name"] for r in edge] == ["EdgeHigh5xxRate", "EdgeCertificateExpiresSoon",
+                                         "EdgeCertificateExpired", "EdgeMetricsStale"]
+    assert all(r["health"] == "ok" for r in edge), edge
+    # The series they read reach Prometheus (textfile metrics through the node exporter).
+    found = _wait(lambda: _api(hosts, "query?query=keel_edge_metrics_last_run_seconds")["result"],
+                  timeout=30)
+    assert sorted(r["metric"]["host"] for r in found) == ["m-app1", "m-app2"]
 
 
 def _alert(hosts, name):

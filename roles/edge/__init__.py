@@ -17,6 +17,7 @@ from keel.data import settings
 from keel.ops import config_file
 from keel.schema import PortRule
 from keel.secrets import RUN_DIR, SecretFile, deliver, store_commands
+from roles.edge.alerts import EDGE_ALERTS
 from roles.edge.schema import Schema, Vhost, cross_check  # noqa: F401  (read by keel.data)
 
 DEFAULTS = {
@@ -65,6 +66,11 @@ def ports(data: Schema) -> list[PortRule]:
         return []
     return [PortRule(port=80, sources=data.edge_sources, comment="edge http (redirect, acme)"),
             PortRule(port=443, sources=data.edge_sources, comment="edge https")]
+
+
+def alerts() -> list[dict]:
+    """Rule groups the prometheus role loads when the inventory has edge hosts."""
+    return [EDGE_ALERTS]
 
 
 def _key_file(vhost: Vhost) -> SecretFile:

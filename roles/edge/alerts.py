@@ -1,10 +1,7 @@
 """Prometheus alert rules for the keel_edge_* metrics (keel-edge-metrics, textfile collector).
 
-One rule group in the shape of the prometheus role's `prometheus_rules` data (branch
-`monitoring`); on the monitoring hosts' data:
-
-    from roles.edge.alerts import EDGE_ALERTS
-    prometheus_rules = [EDGE_ALERTS]
+One rule group in the shape of the prometheus role's `prometheus_rules` entries. The edge
+role declares it (`alerts()`), so Prometheus loads it whenever the inventory has edge hosts.
 
 `python -m roles.edge.alerts` prints it as a Prometheus rules file.
 """

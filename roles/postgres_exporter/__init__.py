@@ -40,6 +40,12 @@ DEFAULTS = {
 
 SERVICE = "prometheus-postgres-exporter"
 
+# The exporter's login as a `postgres_roles` entry, for group_data (the postgres role creates
+# it from its own data): pg_monitor reads every statistic the exporter reports, and nothing else.
+POSTGRES_ROLE = {"name": DEFAULTS["postgres_exporter_user"],
+                 "password_secret": DEFAULTS["postgres_exporter_password_secret"],
+                 "member_of": ["pg_monitor"]}
+
 
 def ports(data: Schema) -> list[PortRule]:
     return [PortRule(port=data.postgres_exporter_port, sources=data.postgres_exporter_sources,

@@ -1,7 +1,8 @@
 """prometheus: Debian's Prometheus 2.42, scraping every exporter the inventory declares.
 
 The scrape config comes from the roles' `metrics()` endpoints on every inventory host (see
-keel.monitoring); alert rules from templates/prometheus/keel.rules.yml.j2 plus rules in data.
+keel.monitoring); alert rules from templates/prometheus/keel.rules.yml.j2, the `alerts()` of
+the roles the inventory's hosts have (e.g. edge), plus rules in data.
 Config and rules are rendered into a staging directory, checked there with promtool, and only
 then copied into /etc/prometheus and reloaded (SIGHUP, not a restart): a bad rule fails the
 converge while the running Prometheus keeps its old config.
@@ -15,10 +16,15 @@ from pyinfra.api import FactBase, deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from keel.data import settings
-from keel.monitoring import Endpoint, scrape_jobs
+from keel.monitoring import Endpoint, rule_groups, scrape_jobs
 from keel.ops import config_file
 from keel.schema import PortRule
-from roles.prometheus.schema import ALERTS, Schema, seconds  # noqa: F401  (read by keel.data)
+from roles.prometheus.schema import (  # noqa: F401  (Schema is read by keel.data)
+    ALERTS,
+    RuleGroup,
+    Schema,
+    seconds,
+)
 
 DEFAULTS = {
     # Port of the web UI and API (on keel_address).
@@ -87,10 +93,9 @@ def scrape_config(data: Schema) -> str:
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
 
 
-def rules_yaml(data: Schema) -> str:
-    groups = [group.model_dump(by_alias=True, exclude_none=True)
-              for group in data.prometheus_rules]
-    return yaml.safe_dump({"groups": groups}, sort_keys=False, default_flow_style=False)
+def rules_yaml(groups: list[RuleGroup]) -> str:
+    out = [group.model_dump(by_alias=True, exclude_none=True) for group in groups]
+    return yaml.safe_dump({"groups": out}, sort_keys=False, default_flow_style=False)
 
 
 def args(data: Schema) -> list[str]:
@@ -120,8 +125,12 @@ def apply() -> None:
                                 "backup_max_age_seconds":
                                     seconds(data.prometheus_alert_thresholds.backup_max_age)},
                     durations={**ALERTS, **data.prometheus_alert_for}),
+        config_file("prometheus", "rules.yml", f"{STAGED}/rules/roles.yml",
+                    name="Stage alert rules of the inventory's roles", source="alerts() of roles",
+                    body=rules_yaml([RuleGroup.model_validate(g) for g in rule_groups()])),
         config_file("prometheus", "rules.yml", f"{STAGED}/rules/custom.yml",
-                    name="Stage alert rules from data", body=rules_yaml(data)),
+                    name="Stage alert rules from data", source="prometheus_rules from data",
+                    body=rules_yaml(data.prometheus_rules)),
     ]
     if any(op.will_change for op in staged) or host.get_fact(StagedDiffers):
         # A failed check stops here: nothing is copied, nothing reloaded.

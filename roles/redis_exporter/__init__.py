@@ -36,6 +36,17 @@ DEFAULTS = {
 
 SERVICE = "prometheus-redis-exporter"
 
+# The exporter's ACL user as a `redis_users` entry, for group_data (the redis role creates it
+# from its own data): what the exporter's default scrape runs (INFO, LATENCY LATEST, SLOWLOG
+# GET/LEN, CLIENT SETNAME), on no keys and no channels. CONFIG GET is taken from every user by
+# redis_disabled_commands; the exporter then reads maxmemory from INFO. Key checks
+# (--check-keys and the like) need more commands and keys.
+REDIS_USER = {"name": DEFAULTS["redis_exporter_user"],
+              "password_secret": DEFAULTS["redis_exporter_password_secret"],
+              "keys": [], "channels": [],
+              "commands": ["-@all", "+auth", "+hello", "+ping", "+select", "+client|setname",
+                           "+info", "+latency|latest", "+slowlog|get", "+slowlog|len"]}
+
 
 def ports(data: Schema) -> list[PortRule]:
     return [PortRule(port=data.redis_exporter_port, sources=data.redis_exporter_sources,
