@@ -44,8 +44,8 @@ SERVICE = "prometheus-redis-exporter"
 REDIS_USER = {"name": DEFAULTS["redis_exporter_user"],
               "password_secret": DEFAULTS["redis_exporter_password_secret"],
               "keys": [], "channels": [],
-              "commands": ["-@all", "+auth", "+hello", "+ping", "+select", "+client|setname",
-                           "+info", "+latency|latest", "+slowlog|get", "+slowlog|len"]}
+              "commands": ["-@all", "+auth", "+ping", "+client|setname", "+info",
+                           "+latency|latest", "+slowlog|get", "+slowlog|len"]}
 
 
 def ports(data: Schema) -> list[PortRule]:
