@@ -3,8 +3,8 @@ over hosts f-app1, f-app2, f-db1, f-cache1 and f-mon1, with the repo's own group
 
 Role modules test each role in depth on its own data; this one proves the roles together:
 the site plans without an ordering cycle, converges, converges again with zero changes,
-plans zero changes, no unit fails, Prometheus scrapes every exporter, and the data services
-answer the app hosts alone.
+plans zero changes, no unit fails, Prometheus scrapes every exporter (logged in to the
+data services: pg_up and redis_up are 1), and the data services answer the app hosts alone.
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ def test_prometheus_scrapes_every_exporter_of_the_site(site):
         time.sleep(3)
     assert {(t["labels"]["job"], t["labels"]["host"], t["health"]) for t in active} == \
         {(job, host, "up") for job, host in expected}
+    # The exporters log in with the logins group_data/all.py gives the data services.
+    query = f"http://{mon.address}:9090/api/v1/query?query=pg_up%20or%20redis_up"
+    result = json.loads(ssh(mon, f"curl -gsf --max-time 3 '{query}'").stdout)["data"]["result"]
+    assert {(r["metric"]["__name__"], r["metric"]["host"], r["value"][1]) for r in result} == \
+        {("pg_up", PREFIX + "db1", "1"), ("redis_up", PREFIX + "cache1", "1")}
 
 
 def test_app_hosts_reach_the_database_and_others_do_not(site):
