@@ -10,7 +10,7 @@ from keel.data import settings
 from keel.firewall import firewall_rules
 from keel.ops import config_file, text
 from keel.schema import PortRule
-from roles.base.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
+from roles.base.schema import Schema  # noqa: F401  (read by keel.data)
 
 DEFAULTS = {
     # Debian mirror for bookworm and bookworm-updates.

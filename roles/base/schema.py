@@ -55,20 +55,3 @@ class Schema(RoleData):
     base_unattended_upgrades: bool
     base_sysctl: dict[str, int | str]
 
-
-def cross_check(hosts) -> list:
-    """Firewall sources that name a group must name one that has hosts."""
-    from keel.data import Problem
-
-    groups = {group for host in hosts for group in host.groups}
-    problems = []
-    for host in hosts:
-        for key in ("base_firewall_ports", "base_sshd_sources"):
-            for item in host.values.get(key) or []:
-                sources = item.get("sources", []) if isinstance(item, dict) else [item]
-                for source in sources:
-                    if isinstance(source, str) and source.startswith("group:") \
-                            and source[6:] not in groups:
-                        problems.append(Problem(host.name, key, host.sources[key],
-                                                f"'{source}' names a group with no hosts"))
-    return problems
