@@ -27,15 +27,7 @@ def test_templates_carry_managed_header(name):
             template.read_text().splitlines()[1], template
 
 
-# Roles whose developers have yet to add their scenario (strict: adding it fails this list).
-SCENARIO_PENDING = {"edge", "claude_cli", "container_runtime", "app", "node_exporter",
-                    "postgres_exporter", "redis_exporter", "prometheus"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="scenario to be added"))
-    if name in SCENARIO_PENDING else name for name in ROLES
-])
+@pytest.mark.parametrize("name", list(ROLES))
 def test_molecule_scenario(name):
     """Each role has a scenario whose instances carry the overridable prefix and the role name."""
     path = ROOT / "roles" / name / "molecule" / "default" / "molecule.yml"
