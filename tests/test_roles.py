@@ -29,8 +29,11 @@ def test_templates_carry_managed_header(name):
 
 @pytest.mark.parametrize("name", list(ROLES))
 def test_molecule_scenario(name):
-    """Each role has a scenario whose instances carry the overridable prefix and the role name."""
+    """Each role has a scenario whose instances carry the overridable prefix and the role name,
+    and testinfra tests for its verify step."""
     path = ROOT / "roles" / name / "molecule" / "default" / "molecule.yml"
     assert path.exists(), f"{path.relative_to(ROOT)} is missing (README.md, Molecule)"
     for platform in yaml.safe_load(path.read_text())["platforms"]:
         assert platform["name"].startswith("${KEEL_MOLECULE_PREFIX:-mol-}" + name), platform
+    tests = list((ROOT / "roles" / name / "tests").glob("test_*.py"))
+    assert tests, f"roles/{name}/tests has no testinfra tests: molecule verify checks nothing"
