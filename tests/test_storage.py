@@ -1,6 +1,8 @@
 """storage on real hosts, with a real app reading its environment: local, s3 (moto's server on
 the db host) and postgresql (keel's postgres role) backends and the live check; switching
 backends re-renders the environment and restarts only the app service that reads it; bad data.
+Also claude_cli's side of the app (DEFAULT_MODEL & co. in the container) and a headless call
+without network, which fails in the CLI itself.
 
 k-app1 (privileged: containers) runs storage, claude_cli, container_runtime and app: service
 `agent` lists storage's and claude_cli's env-files, `worker` lists none. k-db1 runs postgres,
@@ -178,13 +180,14 @@ def test_headless_call_without_network_fails_in_the_cli(local, hosts):
     assert out.stdout.splitlines()[-1] == "rc=1", out.stdout + out.stderr
 
 
-def switch(harness, hosts, name, **data):
-    """Converge both hosts on another backend, twice: only app-agent restarts."""
+def switch(harness, hosts, name, again=True, **data):
+    """Converge both hosts on another backend (and again: no change): only app-agent restarts."""
     before = invocations(hosts)
     inv = inventory(harness, hosts, name, **data)
     first = harness.converge(inv, DEPLOY, env=QUICK)
-    second = harness.converge(inv, DEPLOY, env=QUICK)
-    assert second.changed() == {}, f"second run changed: {second.changed()}"
+    if again:
+        second = harness.converge(inv, DEPLOY, env=QUICK)
+        assert second.changed() == {}, f"second run changed: {second.changed()}"
     after = invocations(hosts)
     restarted = {unit for unit in before if before[unit] != after[unit]}
     assert restarted == {"app-agent"}, f"restarted: {restarted}"
@@ -195,7 +198,9 @@ def switch(harness, hosts, name, **data):
 @pytest.fixture(scope="module")
 def s3(local, harness, hosts):
     _, db = hosts
-    return switch(harness, hosts, "s3", storage_backend="s3", storage_s3_bucket=BUCKET,
+    # Its second run is left out for time: the postgresql switch runs one.
+    return switch(harness, hosts, "s3", again=False, storage_backend="s3",
+                  storage_s3_bucket=BUCKET,
                   storage_s3_prefix="agents/test",
                   storage_s3_endpoint=f"http://{db.address}:5000")
 
