@@ -18,8 +18,9 @@ import threading
 import claude_cache
 import pytest
 
+from keel import ROOT
 from keel.sandbox import Host
-from keel.testing import ssh
+from keel.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/storage_app.py"
@@ -152,6 +153,11 @@ def test_local_backend_tree_owner_and_modes(local, hosts):
     assert "DATABASE_URL=sqlite+aiosqlite:////srv/app/data/db/machine.db" in env
     assert ssh(app, f"stat -c '%U %a' {ENV}").stdout.strip() == "app 400"
     assert ssh(app, "ls -A /srv/app/data/db").stdout == ""  # the probe cleaned up
+
+
+def test_testinfra_checks(local, hosts):
+    result = run_testinfra([hosts[0]], ROOT / "roles/storage/tests")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_app_receives_storage_and_claude_settings(local, hosts):
