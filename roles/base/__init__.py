@@ -8,7 +8,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from keel.data import settings
 from keel.firewall import firewall_rules
-from keel.ops import config_file, managed_file
+from keel.ops import config_file, managed_file, service
 from keel.schema import PortRule
 from roles.base.schema import Schema  # noqa: F401  (read by keel.data)
 
@@ -138,8 +138,8 @@ def _time(data) -> None:
                        name="Configure time sync (timesyncd)")
     # Enabled, not forced running: the unit skips itself in containers, where the
     # controller's kernel keeps time.
-    systemd.service(name="Enable time sync", service="systemd-timesyncd", running=None,
-                    enabled=True)
+    service(name="Enable time sync", service="systemd-timesyncd", running=None,
+            enabled=True)
     systemd.service(name="Restart time sync", service="systemd-timesyncd", running=None,
                     restarted=True, _if=conf.did_change)
 
@@ -174,8 +174,8 @@ def _firewall(data) -> None:
     # nft -f is one transaction: a bad file fails whole and the running rules stay.
     server.shell(name="Load firewall rules", commands=["nft -f /etc/nftables.conf"],
                  _if=rules.did_change)
-    systemd.service(name="Enable firewall at boot", service="nftables", running=None,
-                    enabled=True)
+    service(name="Enable firewall at boot", service="nftables", running=None,
+            enabled=True)
 
 
 def _upgrades(data) -> None:
