@@ -68,7 +68,7 @@ class ManagedFiles(FactBase):
 # check reads them all at once. The batch is trusted only while no operation has executed a
 # command on the host since it was read; after that a check reads again.
 _declared: dict[str, set[str]] = {}
-_batch: dict[str, tuple[int, frozenset[str], dict]] = {}
+_batch: dict[str, tuple[int, set[str], dict]] = {}
 
 
 def _executed_ops() -> int:
@@ -81,10 +81,13 @@ def _file_state(dest: str):
         return host.get_fact(ManagedFile, path=dest)
     executed = _executed_ops()
     batch = _batch.get(host.name)
-    if batch is None or batch[0] != executed or dest not in batch[1]:
-        paths = frozenset(declared)
-        batch = (executed, paths, host.get_fact(ManagedFiles, paths=sorted(paths)))
-        _batch[host.name] = batch
+    if batch is None or batch[0] != executed:
+        batch = _batch[host.name] = (executed, set(), {})
+    if dest not in batch[1]:
+        # Only paths not read yet: a plan checks each file as it is declared.
+        new = declared - batch[1]
+        batch[2].update(host.get_fact(ManagedFiles, paths=sorted(new)))
+        batch[1].update(new)
     return batch[2].get(dest)
 
 
