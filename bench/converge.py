@@ -263,27 +263,30 @@ def main() -> None:
                                f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') >> 30}"
                                " GiB", "runs": args.runs, "cold_runs": args.cold_runs,
                     "sizes": {}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every measure: a long bench cut short keeps what it has
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
     sandbox.build_image(log=log)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="keel-bench-") as tmp:
         bench = Bench(args, Path(tmp))
         try:
-            run_all(bench, sizes, result)
+            run_all(bench, sizes, result, save)
         finally:
             if not args.keep:
                 bench.down(sorted(bench.started))
                 if bench.snapshot:
                     sandbox.podman("rmi", bench.snapshot, check=False)
     result["bench_minutes"] = round((time.monotonic() - started) / 60, 1)
-    text = report(result)
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(report(result))
+    save()
     log(f"wrote {out} ({result['bench_minutes']} min)")
 
 
-def run_all(bench: Bench, sizes: list[int], result: dict) -> None:
+def run_all(bench: Bench, sizes: list[int], result: dict, save) -> None:
     if 1 in sizes:
         (aio,) = bench.up(["aio1"], privileged=True)
         inventory = bench.inventory({aio.name: aio}, "aio")
@@ -292,6 +295,7 @@ def run_all(bench: Bench, sizes: list[int], result: dict) -> None:
         trace = bench.trace(inventory)
         result["roles"] = per_role(trace)
         result["trace_total_s"] = trace["total_s"]
+        save()
         bench.down([aio.name])
     fleet = [n for n in sizes if n > 1]
     if not fleet:
@@ -302,6 +306,7 @@ def run_all(bench: Bench, sizes: list[int], result: dict) -> None:
         log(f"prod converge: {bench.converge(inventory):.1f} s")
     else:
         result["cold"], hosts, inventory = bench.cold()
+        save()
     for size in fleet:
         if size > len(hosts):
             have = len(hosts) - len(PROD)
@@ -311,6 +316,7 @@ def run_all(bench: Bench, sizes: list[int], result: dict) -> None:
             inventory = bench.inventory(hosts, f"fleet{size}")
             log(f"{size} hosts converge: {bench.converge(inventory):.1f} s")
         result["sizes"][str(size)] = bench.repeat(inventory, f"{size} hosts")
+        save()
 
 
 if __name__ == "__main__":
