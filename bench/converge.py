@@ -267,6 +267,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:  # after every measure: a long bench cut short keeps what it has
+        # The machine's 1-minute load after each measure: others' work shares these cores.
+        result.setdefault("loadavg", []).append(round(os.getloadavg()[0], 1))
         out.write_text(json.dumps(result, indent=2) + "\n")
 
     sandbox.build_image(log=log)
