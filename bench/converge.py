@@ -242,7 +242,10 @@ def report(result: dict) -> str:
         for r in result["roles"]:
             lines.append(f"{r['role']:<20} {r['seconds']:>6.2f} {r['prepare_s']:>10.2f} "
                          f"{r['execute_s']:>10.2f} {r['commands']:>9}")
-        lines.append(f"traced run: {result['trace_total_s']:.1f} s")
+        rest = result["trace_total_s"] - sum(r["seconds"] for r in result["roles"])
+        lines.append(f"{'(startup, data)':<20} {rest:>6.2f}")
+        lines.append(f"traced run: {result['trace_total_s']:.1f} s, "
+                     f"{sum(r['commands'] for r in result['roles'])} remote commands")
     return "\n".join(lines)
 
 
@@ -256,7 +259,11 @@ def main() -> None:
     parser.add_argument("--skip-cold", action="store_true", help="no cold converge or floor")
     parser.add_argument("--keep", action="store_true", help="leave the hosts running")
     parser.add_argument("--out", default=str(ROOT / "bench/results/converge.json"))
+    parser.add_argument("--report", action="store_true", help="only print the table of --out")
     args = parser.parse_args()
+    if args.report:
+        print(report(json.loads(Path(args.out).read_text())))
+        return
     sizes = [int(n) for n in args.sizes.split(",")]
     result: dict = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                     "machine": f"{os.cpu_count()} cores, "
