@@ -57,7 +57,7 @@ molecule: setup image
 lint: venv
 	$(BIN)/ruff check .
 
-# Not part of `test`: starts up to 20 sandbox hosts (b-*) and takes about an hour here.
+# Not part of `test`: starts up to 20 sandbox hosts (b-*); about 70 min here (README).
 BENCH_ARGS ?=
 bench: setup image
 	$(BIN)/python bench/converge.py $(BENCH_ARGS)
