@@ -268,3 +268,14 @@ def log_masked_diff(path: str, content: str) -> None:
     for line in masked_diff(current, masked_lines(content.splitlines())):
         logger.info("  %s", line)
     logger.info("")
+
+
+@operation()
+def restart_readers(path: str):
+    """Restart the running units whose unit file names `path` (EnvironmentFile=, --env-file):
+    the services that read it, found on the host when the operation runs, and no others.
+    Stopped units are left alone (they read the file when they start). Pass `_if=`."""
+    yield StringCommand(
+        "rc=0; for f in $(grep -lF -- " + shlex.quote(path) + " /etc/systemd/system/*.service "
+        "2>/dev/null); do u=${f##*/}; if systemctl is-active --quiet \"$u\"; then "
+        "systemctl restart \"$u\" || rc=1; fi; done; exit $rc")

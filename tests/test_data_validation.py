@@ -156,6 +156,10 @@ CASES = {
         {"claude_cli_version": "latest"}, "claude_cli_version", "match pattern"),
     "claude auth choice": Case(
         {"claude_cli_auth": "password"}, "claude_cli_auth", "'api_key', 'oauth_token' or 'none'"),
+    "claude key in no secret": Case(
+        {"claude_cli_auth": "api_key", "claude_cli_auth_secret": "nosuch_api_key"},
+        "claude_cli_auth_secret", "secret nosuch_api_key (needed by role claude_cli) is not set "
+        "in secrets/sandbox.yaml", across=True),
     "subagent without a prompt": Case(
         {"claude_cli_subagents": [{"name": "reviewer", "description": "reviews diffs"}]},
         "claude_cli_subagents[0].prompt", "required key is missing"),

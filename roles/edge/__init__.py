@@ -67,19 +67,21 @@ def ports(data: Schema) -> list[PortRule]:
             PortRule(port=443, sources=data.edge_sources, comment="edge https")]
 
 
-def _key_file(vhost: Vhost) -> SecretFile:
+def _key_file(vhost: Vhost, i: int = 0) -> SecretFile:
     if vhost.tls == "provided":
-        return SecretFile(dest=f"edge/{vhost.name}.key", secret=vhost.key_secret)
+        return SecretFile(dest=f"edge/{vhost.name}.key", secret=vhost.key_secret,
+                          named_by={vhost.key_secret: f"edge_vhosts[{i}].key_secret"})
     return SecretFile(dest=f"edge/{vhost.name}.key", generated=True)
 
 
 def secrets(data: Schema) -> list[SecretFile]:
     """Provided keys and chains from secrets; internal-CA keys are made by keel (generated)."""
     out = []
-    for vhost in data.edge_vhosts:
+    for i, vhost in enumerate(data.edge_vhosts):
         if vhost.tls == "provided":
-            out += [SecretFile(dest=f"edge/{vhost.name}.crt", secret=vhost.cert_secret),
-                    _key_file(vhost)]
+            out += [SecretFile(dest=f"edge/{vhost.name}.crt", secret=vhost.cert_secret,
+                               named_by={vhost.cert_secret: f"edge_vhosts[{i}].cert_secret"}),
+                    _key_file(vhost, i)]
         elif vhost.tls == "internal":
             out.append(_key_file(vhost))
     return out
