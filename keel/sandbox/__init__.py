@@ -245,8 +245,11 @@ def expand(names: list[str]) -> dict[str, bool]:
     return wanted
 
 
-def up(names: list[str], privileged: bool = False, fresh: bool = False, log=print) -> list[Host]:
-    """Start hosts (reusing running ones unless fresh) and wait until each has booted."""
+def up(names: list[str], privileged: bool = False, fresh: bool = False, log=print,
+       image: str | None = None) -> list[Host]:
+    """Start hosts (reusing running ones unless fresh) and wait until each has booted.
+
+    `image`: start them from another image than keel's (e.g. a committed host)."""
     wanted = expand(names)
     if privileged:
         wanted = {name: True for name in wanted}
@@ -255,7 +258,7 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     started = []
     # One process at a time builds the image, picks addresses and starts containers.
     with _lock():
-        tag = build_image(log)
+        tag = image or build_image(log)
         ensure_network()
         existing = hosts()
         for name, priv in wanted.items():

@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 
 from keel import ca
 from keel.data import settings
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule
 from keel.secrets import RUN_DIR, SecretFile, deliver, store_commands
 from roles.edge.alerts import EDGE_ALERTS
@@ -270,7 +270,7 @@ def _publish(data: Schema, vhosts: list[Vhost], certs: list, label: str = "") ->
         server.shell(name=f"Make the tested nginx config live{label}", commands=[
             f"rm -rf {LIVE}.new && cp -a {STAGED} {LIVE}.new && rm -rf {LIVE} && "
             f"mv {LIVE}.new {LIVE}"])
-    systemd.service(name=f"Run nginx{label}", service="nginx", running=True, enabled=True)
+    service(name=f"Run nginx{label}", service="nginx", running=True, enabled=True)
     if pending or main.will_change:
         systemd.service(name=f"Reload nginx{label}", service="nginx", reloaded=True)
     elif certs:
@@ -300,8 +300,8 @@ def _acme(data: Schema, vhosts: list[Vhost], missing: set[str]) -> None:
                        "/etc/systemd/system/certbot.service.d/keel.conf",
                        name="certbot renewals trust the ACME server", ca_file=ACME_CA_FILE)
     systemd.daemon_reload(name="Reload systemd units (certbot)", _if=unit.did_change)
-    systemd.service(name="Renew ACME certificates on a timer (certbot.timer)",
-                    service="certbot.timer", running=True, enabled=True)
+    service(name="Renew ACME certificates on a timer (certbot.timer)",
+            service="certbot.timer", running=True, enabled=True)
 
 
 def _certbot(data: Schema, vhost: Vhost) -> str:
@@ -329,7 +329,7 @@ def _metrics(data: Schema) -> None:
                         name="Install keel-edge-metrics.timer")
     systemd.daemon_reload(name="Reload systemd units (metrics)",
                           _if=any_changed(unit, timer))
-    systemd.service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
-                    running=True, enabled=True)
+    service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
+            running=True, enabled=True)
     systemd.service(name="Write edge metrics now", service="keel-edge-metrics", running=None,
                     restarted=True, _if=any_changed(script, unit))
