@@ -3,11 +3,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-# What the controller needs from Debian: podman hosts, the image build, age, ssh.
-SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
+# What the controller needs from Debian: podman hosts, the image builds, age, ssh, QEMU VMs.
+SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates \
+  qemu-system-x86 qemu-utils genisoimage
 PYTEST_ARGS ?=
 
-.PHONY: up setup system venv image test lint bench down
+.PHONY: up setup system venv image test test-vm lint bench down
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -37,7 +38,11 @@ image: setup
 
 test: setup image
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not vm" $(PYTEST_ARGS)
+
+# The whole site on a bare VM under QEMU/TCG (tests/test_vm.py): too slow for `make test`.
+test-vm: setup
+	$(BIN)/pytest -m vm $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -36,6 +36,35 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vm(args: argparse.Namespace) -> int:
+    from keel import vm
+
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.action == "up":
+        machine = vm.up(args.names[0] if args.names else vm.DEFAULT_NAME, fresh=args.fresh,
+                        log=log)
+        print(f"{machine.name}\t127.0.0.1:{machine.port}")
+    elif args.action == "down":
+        for name in vm.down(args.names or None):
+            print(f"removed {name}")
+    elif args.action == "status":
+        for machine in vm.vms().values():
+            print(f"{machine.name}\t{'running' if machine.running else 'stopped'}\t"
+                  f"127.0.0.1:{machine.port}\t{machine.image}")
+    elif args.action == "image":
+        print(vm.build_image(log=log))
+    elif args.action == "ssh":
+        if not args.names:
+            raise KeelError("keel vm ssh [USER@]NAME [COMMAND...]")
+        user, _, name = args.names[0].rpartition("@")
+        machine = vm.get(name)
+        # Default: keel's admin once base made it, else the image's default user.
+        user = user or vm.login_user(machine, vm.login_candidates(vm.host_data(machine)))
+        argv = machine.ssh_argv(user, *args.names[1:])
+        os.execvp(argv[0], argv)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="keel", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -48,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start hosts privileged, to run containers inside them")
     sb.add_argument("--fresh", action="store_true", help="recreate hosts that are running")
     sb.set_defaults(func=_sandbox)
+
+    vm = sub.add_parser("vm", help="bare Debian 12 VMs (QEMU, cloud-init, SSH on 127.0.0.1)")
+    vm.add_argument("action", choices=["up", "down", "status", "ssh", "image"])
+    vm.add_argument("names", nargs=argparse.REMAINDER,
+                    help="VM names (up: one, default vm-aio); for ssh: [USER@]VM and command")
+    vm.add_argument("--fresh", action="store_true", help="up: recreate a VM that exists")
+    vm.set_defaults(func=_vm)
     return parser
 
 

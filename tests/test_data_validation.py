@@ -35,6 +35,11 @@ CASES = {
     "group source with no hosts": (
         {"base_firewall_ports": [{"port": 5432, "sources": ["group:nosuch"]}]},
         "base_firewall_ports", "group with no hosts"),
+    "default user locked with no admin": (
+        {"base_default_user": "debian"}, "base_default_user", "nobody could log in"),
+    "default user is also an admin": (
+        {"base_default_user": "bob", "base_admin_users": [{"name": "bob", "ssh_keys": [GOOD_KEY]}]},
+        "base_default_user", "the admin must be another user"),
 }
 
 

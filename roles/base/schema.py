@@ -47,6 +47,8 @@ class Schema(RoleData):
     base_journald_max_use: Memory
     base_admin_group: Name
     base_admin_users: list[AdminUser]
+    base_default_user: Name | None
+    base_default_user_lock: bool
     base_sshd_permit_root_login: Literal["no", "prohibit-password", "forced-commands-only"]
     base_sshd_port: Annotated[int, Field(ge=1, le=65535)]
     base_sshd_sources: list[Source]
@@ -57,12 +59,14 @@ class Schema(RoleData):
 
 
 def cross_check(hosts) -> list:
-    """Firewall sources that name a group must name one that has hosts."""
+    """Firewall sources that name a group must name one that has hosts; locking the default
+    user needs an admin to log in instead."""
     from keel.data import Problem
 
     groups = {group for host in hosts for group in host.groups}
     problems = []
     for host in hosts:
+        problems.extend(_default_user_problems(host, Problem))
         for key in ("base_firewall_ports", "base_sshd_sources"):
             for item in host.values.get(key) or []:
                 sources = item.get("sources", []) if isinstance(item, dict) else [item]
@@ -72,3 +76,20 @@ def cross_check(hosts) -> list:
                         problems.append(Problem(host.name, key, host.sources[key],
                                                 f"'{source}' names a group with no hosts"))
     return problems
+
+
+def _default_user_problems(host, Problem) -> list:
+    default = host.values.get("base_default_user")
+    admins = [user.get("name") for user in host.values.get("base_admin_users") or []
+              if isinstance(user, dict) and user.get("state", "present") == "present"]
+    if not default:
+        return []
+    if default in admins:
+        return [Problem(host.name, "base_default_user", host.sources["base_default_user"],
+                        f"'{default}' is also in base_admin_users; the admin must be another "
+                        "user")]
+    if host.values.get("base_default_user_lock") and not admins:
+        return [Problem(host.name, "base_default_user", host.sources["base_default_user"],
+                        f"'{default}' is to be locked (base_default_user_lock) but "
+                        "base_admin_users has no admin: nobody could log in")]
+    return []
