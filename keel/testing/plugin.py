@@ -36,3 +36,21 @@ def sandbox_hosts(request):
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> Harness:
     return Harness(tmp_path_factory.mktemp("keel"))
+
+
+_DURATIONS = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def report_duration(request):
+    """report_duration(what, seconds): a line in the summary at the end of the run."""
+    lines = request.config.stash.setdefault(_DURATIONS, [])
+    return lambda what, seconds: lines.append(f"{what}: {seconds / 60:.1f} min")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = config.stash.get(_DURATIONS, [])
+    if lines:
+        terminalreporter.section("durations")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -120,7 +120,7 @@ def public_key() -> str:
 
 # --- image -----------------------------------------------------------------------------
 
-RECIPE_FILES = ["setup-image.sh", "grub.cfg", "grub-defaults.cfg", "cloud.cfg"]
+RECIPE_FILES = ["setup-image.sh", "grub.cfg", "grub-defaults.cfg", "cloud.cfg", "timesyncd.conf"]
 
 
 def _recipe() -> dict[str, bytes]:
@@ -175,6 +175,7 @@ def _build(image: Path, log) -> None:
         for name, dest in [("cloud.cfg", "etc/cloud/cloud.cfg.d/90-keel-image.cfg"),
                            ("grub-defaults.cfg", "etc/default/grub.d/90-keel-image.cfg"),
                            ("grub.cfg", "boot/grub/grub.cfg"),
+                           ("timesyncd.conf", "etc/systemd/timesyncd.conf.d/90-keel-image.conf"),
                            ("keel-controller.crt",
                             "usr/local/share/ca-certificates/keel-controller.crt"),
                            ("setup-image.sh", "tmp/setup-image.sh")]:
@@ -388,10 +389,12 @@ def wait_ssh(vm: VM, timeout: int = BOOT_TIMEOUT, what: str = "boot") -> None:
 def _wait_cloud_init(vm: VM) -> None:
     start = time.monotonic()
     wait_ssh(vm)
+    # A VM that base has converged takes its admin; a fresh one only the default user.
+    user = login_user(vm, login_candidates(host_data(vm)))
     left = max(60, BOOT_TIMEOUT - int(time.monotonic() - start))
-    proc = vm.ssh(DEFAULT_USER, "cloud-init status --wait --long", timeout=left)
+    proc = vm.ssh(user, "cloud-init status --wait --long", timeout=left)
     if proc.returncode == 255:
-        raise KeelError(f"VM {vm.name}: sshd answers but {DEFAULT_USER} cannot log in with "
+        raise KeelError(f"VM {vm.name}: sshd answers but {user} cannot log in with "
                         f"keel's key ({proc.stderr.strip()}): cloud-init did not apply the "
                         f"seed; serial console:\n{vm.console_tail()}")
     if not re.search(r"^status: done$", proc.stdout, re.M):
@@ -416,6 +419,7 @@ def down(names: list[str] | None = None) -> list[str]:
                 os.kill(vm.pid, signal.SIGKILL)
         shutil.rmtree(vm.directory, ignore_errors=True)
         removed.append(name)
+    _remove_stale_images(keep=image_path())  # images of older recipes no VM uses now
     return removed
 
 
