@@ -6,12 +6,15 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # What the controller needs from Debian: podman hosts, the image builds, age, ssh, QEMU VMs.
 SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates \
   qemu-system-x86 qemu-utils genisoimage
-PYTEST_ARGS ?=
+# Test modules run in parallel (each starts its own hosts); most time is I/O wait.
+PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
 
 .PHONY: up setup system venv image test test-vm lint bench down
 
 up: setup image
 	$(BIN)/keel sandbox up prod
+	$(BIN)/keel secrets init sandbox
+	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
 
 setup: system venv
@@ -42,7 +45,7 @@ test: setup image
 
 # The whole site on a bare VM under QEMU/TCG (tests/test_vm.py): too slow for `make test`.
 test-vm: setup
-	$(BIN)/pytest -m vm $(PYTEST_ARGS)
+	$(BIN)/pytest -m vm --basetemp=.keel/pytest-vm tests/test_vm.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -6,7 +6,8 @@ Hosts that are not running are left out.
 from keel import sandbox
 from keel.inventory import groups
 
-_LAYOUT = {"app": ["app1", "app2"], "db": ["db1"], "cache": ["cache1"], "mon": ["mon1"]}
+_LAYOUT = {"app": ["app1", "app2"], "edge": ["app1", "app2"], "db": ["db1"], "cache": ["cache1"],
+           "mon": ["mon1"]}
 _running = {name: h for name, h in sandbox.hosts().items() if h.address}
 
 globals().update(groups("sandbox", {

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import runpy
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,15 +209,39 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
     return problems
 
 
-def check(hosts: list[HostData]) -> list[Problem]:
+def group_source_problems(hosts: list[HostData], role: str, key: str,
+                          sources: Callable[[Any], list]) -> list[Problem]:
+    """'group:<name>' sources (sources(value) lists them from a key's raw value) that name a
+    group with no hosts. Only where data sets the key: a default such as group:app may be empty."""
+    groups = {group for host in hosts for group in host.groups}
+    problems = []
+    for host in hosts:
+        if role not in host.roles or host.sources[key].endswith("(default)"):
+            continue
+        for source in sources(host.values[key]):
+            if isinstance(source, str) and source.startswith("group:") \
+                    and source[6:] not in groups:
+                problems.append(Problem(host.name, key, host.sources[key],
+                                        f"'{source}' names a group with no hosts"))
+    return problems
+
+
+def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
+    """Schema problems per host, then cross-host checks and secrets (on valid data only)."""
     problems = []
     for host in hosts:
         problems.extend(validate_host(host))
+    if problems:
+        return problems
     for name in ROLES:
         cross_check = getattr(role_module(name), "cross_check", None)
         if cross_check is not None:
             problems.extend(cross_check(hosts))
-    return problems
+    if problems:
+        return problems  # secrets are looked up for valid data only
+    from keel.secrets import check_hosts
+
+    return check_hosts(hosts, decrypt)
 
 
 def format_problems(problems: list[Problem]) -> str:

@@ -15,7 +15,8 @@ from keel.data import settings
 from keel.roles import role_module
 
 
-def _addresses(source: str) -> list[str]:
+def source_addresses(source: str) -> list[str]:
+    """A source's addresses: a CIDR as is, "group:<name>" as its hosts' keel_address."""
     if source.startswith("group:"):
         return sorted(other.data.keel_address for other in inventory.get_group(source[6:], [])
                       if other.data.get("keel_address"))
@@ -35,7 +36,7 @@ def firewall_rules() -> list[dict]:
                 "v4": None, "v6": None}
         if port.sources:
             nets = [ipaddress.ip_network(a, strict=False)
-                    for s in port.sources for a in _addresses(s)]
+                    for s in port.sources for a in source_addresses(s)]
             rule["v4"] = sorted(str(n) for n in nets if n.version == 4)
             rule["v6"] = sorted(str(n) for n in nets if n.version == 6)
         rules.append(rule)

@@ -7,6 +7,7 @@ so bad data stops the run with nothing touched.
 
 from __future__ import annotations
 
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,18 @@ def hosts_data(env: str, groups: dict[str, list[HostSpec]], source: str,
     ]
 
 
+_captured: list[HostData] | None = None
+
+
 def groups(env: str, groups: dict[str, list[HostSpec]], *, source: str,
-           extra_files: list[Path] = (), validate: bool = True) -> dict[str, list]:
-    """pyinfra groups ({group: [(host, data)]}) for an environment."""
+           extra_files: list[Path] = ()) -> dict[str, list]:
+    """pyinfra groups ({group: [(host, data)]}) for an environment, validated."""
     hosts = hosts_data(env, groups, relative(source), extra_files)
-    if validate:
-        problems = check(hosts)
+    if _captured is not None:
+        _captured.extend(hosts)
+    else:
+        # --debug-inventory only prints data: it needs no secret decrypted.
+        problems = check(hosts, decrypt="--debug-inventory" not in sys.argv)
         if problems:
             print(format_problems(problems), file=sys.stderr)
             raise SystemExit(2)
@@ -50,3 +57,14 @@ def groups(env: str, groups: dict[str, list[HostSpec]], *, source: str,
                 for name in (m if isinstance(m, str) else m[0] for m in members)]
         for group, members in groups.items()
     }
+
+
+def load(path: Path | str) -> list[HostData]:
+    """The hosts an inventory file defines, merged but not validated (for keel's own tools)."""
+    global _captured
+    _captured = []
+    try:
+        runpy.run_path(str(path))
+        return _captured
+    finally:
+        _captured = None

@@ -9,6 +9,17 @@ from types import ModuleType
 # role -> groups; "all" means every host. deploys/site.py applies them in this order.
 ROLES: dict[str, tuple[str, ...]] = {
     "base": ("all",),
+    "secrets": ("all",),
+    "postgres": ("db",),
+    "redis": ("cache",),
+    "edge": ("edge",),
+    "storage": ("app",),
+    "claude_cli": ("app",),
+    # Exporters come after the servers they watch.
+    "node_exporter": ("all",),
+    "postgres_exporter": ("db",),
+    "redis_exporter": ("cache",),
+    "prometheus": ("mon",),
 }
 
 

@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?\s*(B|[kKMGT]B?|[KMGT]iB)?$")
+MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(B|[kKMGT]B?|[KMGT]iB)?$")
+# Size units are binary (1K = 1024), as in PostgreSQL, systemd and journald.
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 class Model(BaseModel):
@@ -25,6 +27,15 @@ def _memory(value: str) -> str:
     if not MEMORY.match(value):
         raise ValueError("expected a size such as '512M', '2G' or '200MB'")
     return value
+
+
+def size_bytes(value: str) -> int:
+    """'512M', '2GB', '1.5GiB', '200kB' -> bytes (binary units)."""
+    match = MEMORY.match(value)
+    if not match:
+        raise ValueError(f"not a size: {value!r}")
+    unit = (match.group(2) or "").upper().removesuffix("IB").removesuffix("B")
+    return int(float(match.group(1)) * _UNITS[unit or ""])
 
 
 def _source(value: str) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 
 import pytest
 
@@ -40,7 +41,8 @@ def test_qemu_gone_shows_the_console(machine):
 
 def test_panic_stops_the_wait_at_once(machine):
     # A stand-in for QEMU: a process whose command line names the VM, no sshd anywhere.
-    fake = subprocess.Popen(["sh", "-c", "sleep 60", "process=keel-vm-vm-err"])
+    fake = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "process=keel-vm-vm-err"])
     try:
         (machine.directory / "qemu.pid").write_text(str(fake.pid))
         assert vm.vms()["vm-err"].running

@@ -6,7 +6,9 @@ registry can be reached. Every podman call goes through keel's own containers.co
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -218,7 +221,10 @@ def hosts() -> dict[str, Host]:
         address = ""
         networks = entry.get("Networks") or []
         if entry.get("State") == "running" and NETWORK in networks:
-            info = json.loads(podman("inspect", entry["Id"]).stdout)[0]
+            inspect = podman("inspect", entry["Id"], check=False)
+            if inspect.returncode != 0:
+                continue  # removed since `ps` (tests run in parallel)
+            info = json.loads(inspect.stdout)[0]
             address = info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
         found[name] = Host(name, address, entry["Labels"].get(f"{LABEL}.privileged") == "1",
                            entry.get("State", ""))
@@ -241,30 +247,33 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     wanted = expand(names)
     if privileged:
         wanted = {name: True for name in wanted}
-    tag = build_image(log)
-    ensure_network()
-    existing = hosts()
     pub = key_path().with_suffix(".pub")
+    os.chmod(pub, 0o600)
     started = []
-    for name, priv in wanted.items():
-        current = existing.get(name)
-        if current and current.state == "running" and current.privileged == priv and not fresh:
-            continue
-        podman("rm", "-f", "-t", "0", container_name(name), check=False)
-        argv = [
-            "create", "--name", container_name(name), "--hostname", name,
-            "--systemd=always", "--network", NETWORK, "--no-hosts",
-            "--label", f"{LABEL}=1", "--label", f"{LABEL}.host={name}",
-            "--label", f"{LABEL}.privileged={int(priv)}",
-            "--cap-add", "NET_ADMIN",
-        ]
-        if priv:
-            argv += ["--privileged", "--cgroupns=host"]
-        podman(*argv, tag)
-        os.chmod(pub, 0o600)
-        podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
-        podman("start", container_name(name))
-        started.append(name)
+    # One process at a time builds the image, picks addresses and starts containers.
+    with _lock():
+        tag = build_image(log)
+        ensure_network()
+        existing = hosts()
+        for name, priv in wanted.items():
+            current = existing.get(name)
+            if current and current.state == "running" and current.privileged == priv \
+                    and not fresh:
+                continue
+            podman("rm", "-f", "-t", "0", container_name(name), check=False)
+            argv = [
+                "create", "--name", container_name(name), "--hostname", name,
+                "--systemd=always", "--network", NETWORK, "--no-hosts",
+                "--label", f"{LABEL}=1", "--label", f"{LABEL}.host={name}",
+                "--label", f"{LABEL}.privileged={int(priv)}",
+                "--cap-add", "NET_ADMIN",
+            ]
+            if priv:
+                argv += ["--privileged", "--cgroupns=host"]
+            _create_with_fixed_address(name, argv, tag)
+            podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
+            podman("start", container_name(name))
+            started.append(name)
     for name in started:
         _wait_booted(name)
     current = hosts()
@@ -272,6 +281,34 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     for host in result:
         _wait_ssh(host)
     return result
+
+
+@contextmanager
+def _lock():
+    with open(state_dir() / "lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:
+    """Create with a fixed address, so a restart (a reboot) keeps it: hosts and inventories
+    know each other by address. Starts from a slot derived from the name; skips taken ones."""
+    taken = {h.address for h in hosts().values() if h.address}
+    network = ipaddress.ip_network(SUBNET)
+    slots = list(network.hosts())[9:250]
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(slots)
+    for address in slots[start:] + slots[:start]:
+        if str(address) in taken:
+            continue
+        proc = podman(*argv, "--ip", str(address), tag, check=False)
+        if proc.returncode == 0:
+            return
+        if b"in use" not in proc.stderr and b"already allocated" not in proc.stderr:
+            raise KeelError(f"podman create {name} failed: {proc.stderr.decode().strip()}")
+    raise KeelError(f"no free address left in {SUBNET}")
 
 
 def _wait_booted(name: str) -> None:
@@ -304,6 +341,15 @@ def _wait_ssh(host: Host) -> None:
             pass
         time.sleep(0.3)
     raise KeelError(f"sandbox host {host.name} ({host.address}) booted but sshd does not answer")
+
+
+def restart(name: str) -> Host:
+    """Restart a host (a reboot for its systemd) and wait until it is back."""
+    podman("restart", "-t", "10", container_name(name))
+    _wait_booted(name)
+    host = hosts()[name]
+    _wait_ssh(host)
+    return host
 
 
 def down(names: list[str] | None = None) -> list[str]:

@@ -33,6 +33,31 @@ def sandbox_hosts(request):
         sandbox.down(started)
 
 
+class SecretsEnv:
+    """A throwaway secrets dir and identity for the sandbox environment."""
+
+    def __init__(self, root):
+        from keel.secrets import store
+
+        self.root = root
+        self.env = {"KEEL_SECRETS_DIR": str(root / "secrets"),
+                    "KEEL_AGE_KEY_FILE": str(root / "age" / "keys.txt")}
+        os.environ.update(self.env)
+        _, public, _ = store.create_identity()
+        store.set_recipients("sandbox", [public])
+
+    def set(self, name: str, value: str) -> None:
+        from keel.secrets import store
+
+        store.put("sandbox", name, value)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_env(tmp_path_factory) -> SecretsEnv:
+    """Every test run uses its own sandbox secrets, never the developer's secrets/ dir."""
+    return SecretsEnv(tmp_path_factory.mktemp("keel-secrets"))
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> Harness:
     return Harness(tmp_path_factory.mktemp("keel"))
@@ -43,7 +68,8 @@ _DURATIONS = pytest.StashKey[list]()
 
 @pytest.fixture(scope="session")
 def report_duration(request):
-    """report_duration(what, seconds): a line in the summary at the end of the run."""
+    """report_duration(what, seconds): a line in the summary at the end of the run (lines
+    from xdist workers are not collected: run such modules without -n)."""
     lines = request.config.stash.setdefault(_DURATIONS, [])
     return lambda what, seconds: lines.append(f"{what}: {seconds / 60:.1f} min")
 

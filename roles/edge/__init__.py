@@ -1,0 +1,327 @@
+"""edge: nginx as the TLS front for the app services, with certificates from secrets, the
+environment's internal CA or ACME. A new nginx config is staged and tested (nginx -t) before
+it replaces the running one."""
+
+from __future__ import annotations
+
+import time
+from io import BytesIO
+
+from pyinfra import host, inventory
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from keel import ca
+from keel.data import settings
+from keel.ops import config_file
+from keel.schema import PortRule
+from keel.secrets import RUN_DIR, SecretFile, deliver, store_commands
+from roles.edge.schema import Schema, Vhost, cross_check  # noqa: F401  (read by keel.data)
+
+DEFAULTS = {
+    # Virtual hosts: [{name, server_name, aliases?, upstream, tls?: internal|provided|acme,
+    # cert_secret?, key_secret?, addresses?, client_max_body_size?, connect/read/send_timeout?,
+    # rate_limit?: {rate, burst}, ocsp_stapling?, directives?}] (see README).
+    "edge_vhosts": [],
+    # Upstreams by service name: {name: {group, port, via?: address|loopback, max_fails?,
+    # fail_timeout?, keepalive?}}; servers are the group's hosts' keel_address.
+    "edge_upstreams": {},
+    # Who may reach ports 80/443: CIDRs or "group:<name>"; empty allows any.
+    "edge_sources": [],
+    # TLS protocol versions offered.
+    "edge_tls_protocols": ["TLSv1.2", "TLSv1.3"],
+    # Strict-Transport-Security max-age in seconds (0 sends no HSTS header).
+    "edge_hsts_max_age": 31536000,
+    # Lifetime in days of certificates issued by the internal CA.
+    "edge_cert_days": 90,
+    # Renew internal-CA certificates with fewer days than this left (checked on converge).
+    "edge_renew_days": 30,
+    # ACME account: {server (directory URL), email?, ca_cert? (PEM trusted for the server)}.
+    "edge_acme": {"server": "https://acme-v02.api.letsencrypt.org/directory"},
+    # nginx worker_connections.
+    "edge_worker_connections": 1024,
+    # Listen on IPv6 as well as IPv4.
+    "edge_listen_ipv6": False,
+    # node exporter textfile collector directory for keel_edge_* metrics.
+    "edge_textfile_dir": "/var/lib/prometheus/node-exporter",
+    # How often the metrics timer runs (systemd time span).
+    "edge_metrics_interval": "1min",
+}
+
+CONF_DIR = "/etc/nginx/keel"
+STAGED, LIVE = f"{CONF_DIR}/staged", f"{CONF_DIR}/live"
+EDGE_DIR = "/etc/keel/edge"
+CERT_DIR = f"{EDGE_DIR}/certs"
+CA_FILE = f"{EDGE_DIR}/ca.crt"
+ACME_CA_FILE = f"{EDGE_DIR}/acme-ca.crt"
+ACME_WEBROOT = "/var/lib/keel/acme"
+STATUS_LOG = "/var/log/nginx/keel-status.log"
+METRICS = "/usr/local/sbin/keel-edge-metrics"
+
+
+def ports(data: Schema) -> list[PortRule]:
+    if not data.edge_vhosts:
+        return []
+    return [PortRule(port=80, sources=data.edge_sources, comment="edge http (redirect, acme)"),
+            PortRule(port=443, sources=data.edge_sources, comment="edge https")]
+
+
+def _key_file(vhost: Vhost) -> SecretFile:
+    if vhost.tls == "provided":
+        return SecretFile(dest=f"edge/{vhost.name}.key", secret=vhost.key_secret)
+    return SecretFile(dest=f"edge/{vhost.name}.key", generated=True)
+
+
+def secrets(data: Schema) -> list[SecretFile]:
+    """Provided keys and chains from secrets; internal-CA keys are made by keel (generated)."""
+    out = []
+    for vhost in data.edge_vhosts:
+        if vhost.tls == "provided":
+            out += [SecretFile(dest=f"edge/{vhost.name}.crt", secret=vhost.cert_secret),
+                    _key_file(vhost)]
+        elif vhost.tls == "internal":
+            out.append(_key_file(vhost))
+    return out
+
+
+def cert_paths(vhost: Vhost) -> tuple[str, str]:
+    """(certificate chain, key) that nginx reads for this vhost."""
+    if vhost.tls == "acme":
+        live = f"/etc/letsencrypt/live/{vhost.name}"
+        return f"{live}/fullchain.pem", f"{live}/privkey.pem"
+    cert = f"{RUN_DIR}/edge/{vhost.name}.crt" if vhost.tls == "provided" \
+        else f"{CERT_DIR}/{vhost.name}.crt"
+    return cert, f"{RUN_DIR}/edge/{vhost.name}.key"
+
+
+def upstream_servers(data: Schema) -> dict[str, list[str]]:
+    """Upstream name -> addresses, from inventory data (never by connecting)."""
+    out = {}
+    for name, upstream in data.edge_upstreams.items():
+        if upstream.via == "loopback":
+            out[name] = ["127.0.0.1"]
+        else:
+            out[name] = sorted(other.data.keel_address
+                               for other in inventory.get_group(upstream.group, [])
+                               if other.data.get("keel_address"))
+    return out
+
+
+class Certificate(FactBase):
+    """{not_after (epoch), sans, key_match, verified} of a certificate, or None if absent.
+
+    The key is only read for its public half, to check that it matches the certificate."""
+
+    def command(self, path: str, key: str, ca: str | None = None) -> str:
+        verify = (f'openssl verify -CAfile {ca} "$c" >/dev/null 2>&1 && echo verified; '
+                  if ca else "")
+        return (
+            f'c={path}; k={key}; [ -f "$c" ] || exit 0; '
+            'echo "end $(date -d "$(openssl x509 -in "$c" -noout -enddate | cut -d= -f2)" +%s)"; '
+            'openssl x509 -in "$c" -noout -ext subjectAltName 2>/dev/null | tail -n +2 | '
+            "tr -d ' ' | tr ',' '\\n' | sed 's/^/san /'; "
+            'a=$(openssl x509 -in "$c" -noout -pubkey | sha256sum); '
+            'b=$(openssl pkey -in "$k" -pubout 2>/dev/null | sha256sum); '
+            '[ "$a" = "$b" ] && echo key-match; ' + verify + "true"
+        )
+
+    def process(self, output):
+        info = {"not_after": 0, "sans": set(), "key_match": False, "verified": False}
+        for line in output:
+            word, _, rest = line.partition(" ")
+            if word == "end":
+                info["not_after"] = int(rest)
+            elif word == "san":
+                info["sans"].add(rest.replace("IPAddress:", "IP:").lower())
+            elif word == "key-match":
+                info["key_match"] = True
+            elif word == "verified":
+                info["verified"] = True
+        return info if output else None
+
+
+class ConfigDirs(FactBase):
+    """{"staged": {file: sha256}, "live": {...}} of keel's nginx config directories."""
+
+    def command(self) -> str:
+        return (f"for d in {STAGED} {LIVE}; do [ -d $d ] && (cd $d && sha256sum *.conf "
+                "2>/dev/null | sed \"s|^|$(basename $d) |\"); done; true")
+
+    def process(self, output):
+        dirs = {"staged": {}, "live": {}}
+        for line in output:
+            which, digest, name = line.split(None, 2)
+            dirs[which][name] = digest
+        return dirs
+
+
+def _wanted_sans(vhost: Vhost) -> set[str]:
+    return {f"dns:{n}" for n in vhost.names} | {f"ip:{a}" for a in vhost.addresses}
+
+
+def renewal_reason(info, sans: set[str], renew_days: int, need_verified: bool) -> str | None:
+    """Why a certificate must be (re)issued, or None."""
+    if info is None:
+        return "missing"
+    if not info["key_match"]:
+        return "key missing or does not match"
+    if info["sans"] != sans:
+        return "names changed"
+    if need_verified and not info["verified"]:
+        return "not issued by the current CA"
+    left = info["not_after"] - time.time()
+    if left < renew_days * 86400:
+        return f"{max(left, 0) / 86400:.1f} days left"
+    return None
+
+
+@operation()
+def internal_cert(vhost: Vhost, days: int, renew_days: int, ca_changed: bool = False):
+    """A certificate from the environment's CA; the key goes only to /run/keel/secrets."""
+    cert, key = cert_paths(vhost)
+    info = host.get_fact(Certificate, path=cert, key=key, ca=CA_FILE)
+    reason = renewal_reason(info, _wanted_sans(vhost), renew_days, need_verified=True)
+    if reason is None and not ca_changed:
+        host.noop(f"certificate {vhost.name} is valid")
+        return
+    key_pem, cert_pem = ca.issue(host.data.keel_env, vhost.names, vhost.addresses, days)
+    yield from store_commands(_key_file(vhost), key_pem)
+    yield StringCommand("install", "-d", "-m", "0755", CERT_DIR)
+    yield FileUploadCommand(BytesIO(cert_pem), f"{cert}.new")
+    yield f"chmod 0644 {cert}.new && mv -f {cert}.new {cert}"
+
+
+@deploy("edge")
+def apply() -> None:
+    data = settings("edge")
+    acme = [v for v in data.edge_vhosts if v.tls == "acme"]
+    packages = ["nginx", "openssl", *(["certbot"] if acme else [])]
+    apt.packages(name="Install nginx", packages=packages, no_recommends=True)
+    dropin = config_file("edge", "nginx-unit.conf", "/etc/systemd/system/nginx.service.d/keel.conf",
+                         name="Start nginx after keel-secrets")
+    systemd.daemon_reload(name="Reload systemd units (nginx)", _if=dropin.did_change)
+    certs = _certificates(data)
+    missing = {v.name for v in acme
+               if host.get_fact(Certificate, path=cert_paths(v)[0], key=cert_paths(v)[1])
+               is None}
+    if missing:
+        # nginx must serve the challenge path before the first ACME certificate exists.
+        _publish(data, [v for v in data.edge_vhosts if v.name not in missing], certs,
+                 " (without new ACME vhosts)")
+        _acme(data, acme, missing)
+    _publish(data, data.edge_vhosts, certs)
+    if acme:
+        _acme(data, acme, set())
+    _metrics(data)
+
+
+def _certificates(data: Schema) -> list:
+    """Put every vhost's certificate and key in place; returns the operations."""
+    ops = []
+    if any(v.tls == "internal" for v in data.edge_vhosts):
+        ca_file = files.put(name="Install the environment's CA certificate",
+                            src=BytesIO(ca.cert(host.data.keel_env).encode()), dest=CA_FILE,
+                            mode="0644", create_remote_dir=True)
+        ops.append(ca_file)
+    for vhost in data.edge_vhosts:
+        if vhost.tls == "provided":
+            for file in secrets(data):
+                if file.dest.startswith(f"edge/{vhost.name}."):
+                    ops.append(deliver(name=f"Deliver {vhost.name} {file.dest[-3:]} (provided)",
+                                       file=file))
+        elif vhost.tls == "internal":
+            ops.append(internal_cert(name=f"Certificate for {vhost.name} (internal CA)",
+                                     vhost=vhost, days=data.edge_cert_days,
+                                     renew_days=data.edge_renew_days,
+                                     ca_changed=ops[0].will_change))
+    return ops
+
+
+def _publish(data: Schema, vhosts: list[Vhost], certs: list, label: str = "") -> None:
+    """Stage the config, test it with nginx -t, and only then make it live and reload."""
+    context = {"vhosts": vhosts, "servers": upstream_servers(data), "paths": cert_paths,
+               "webroot": ACME_WEBROOT, "status_log": STATUS_LOG}
+    staged = [
+        config_file("edge", "http.conf", f"{STAGED}/http.conf",
+                    name=f"Stage nginx TLS, upstreams and port 80{label}", **context),
+        config_file("edge", "servers.conf", f"{STAGED}/servers.conf",
+                    name=f"Stage nginx HTTPS vhosts{label}", **context),
+        config_file("edge", "nginx.conf", f"{CONF_DIR}/test.conf", include=STAGED,
+                    name=f"Stage nginx.conf for the test{label}"),
+    ]
+    dirs = host.get_fact(ConfigDirs)
+    pending = any(op.will_change for op in staged) or dirs["staged"] != dirs["live"]
+    files.directory(name="ACME challenge directory", path=ACME_WEBROOT, mode="0755")
+    if pending:
+        server.shell(name=f"Test the staged nginx config (nginx -t){label}",
+                     commands=[f"nginx -t -q -c {CONF_DIR}/test.conf"])
+    main = config_file("edge", "nginx.conf", "/etc/nginx/nginx.conf", include=LIVE,
+                       name=f"Write nginx.conf{label}")
+    if pending:
+        server.shell(name=f"Make the tested nginx config live{label}", commands=[
+            f"rm -rf {LIVE}.new && cp -a {STAGED} {LIVE}.new && rm -rf {LIVE} && "
+            f"mv {LIVE}.new {LIVE}"])
+    systemd.service(name=f"Run nginx{label}", service="nginx", running=True, enabled=True)
+    if pending or main.will_change:
+        systemd.service(name=f"Reload nginx{label}", service="nginx", reloaded=True)
+    elif certs:
+        systemd.service(name=f"Reload nginx for new certificates{label}", service="nginx",
+                        reloaded=True, _if=any_changed(*certs))
+
+
+def _acme(data: Schema, vhosts: list[Vhost], missing: set[str]) -> None:
+    """certbot: the first certificate now (webroot via port 80), renewals by certbot.timer."""
+    env = {}
+    if data.edge_acme.ca_cert:
+        files.put(name="Trust the ACME server's CA", src=BytesIO(data.edge_acme.ca_cert.encode()),
+                  dest=ACME_CA_FILE, mode="0644", create_remote_dir=True)
+        env = {"REQUESTS_CA_BUNDLE": ACME_CA_FILE}
+    if missing:
+        for vhost in vhosts:
+            if vhost.name in missing:
+                server.shell(name=f"Obtain the ACME certificate for {vhost.name}",
+                             commands=[_certbot(data, vhost)], _env=env)
+        return
+    for vhost in vhosts:
+        info = host.get_fact(Certificate, path=cert_paths(vhost)[0], key=cert_paths(vhost)[1])
+        if info is not None and info["sans"] != _wanted_sans(vhost):
+            server.shell(name=f"Re-issue the ACME certificate for {vhost.name} (names changed)",
+                         commands=[_certbot(data, vhost)], _env=env)
+    unit = config_file("edge", "certbot-unit.conf",
+                       "/etc/systemd/system/certbot.service.d/keel.conf",
+                       name="certbot renewals trust the ACME server", ca_file=ACME_CA_FILE)
+    systemd.daemon_reload(name="Reload systemd units (certbot)", _if=unit.did_change)
+    systemd.service(name="Renew ACME certificates on a timer (certbot.timer)",
+                    service="certbot.timer", running=True, enabled=True)
+
+
+def _certbot(data: Schema, vhost: Vhost) -> str:
+    account = f"-m {data.edge_acme.email}" if data.edge_acme.email else \
+        "--register-unsafely-without-email"
+    domains = " ".join(f"-d {n}" for n in vhost.names)
+    return (f"certbot certonly --non-interactive --agree-tos {account} --webroot "
+            f"-w {ACME_WEBROOT} --cert-name {vhost.name} {domains} "
+            f"--server {data.edge_acme.server} --key-type ecdsa --force-renewal "
+            "--deploy-hook 'systemctl reload nginx'")
+
+
+def _metrics(data: Schema) -> None:
+    """keel_edge_* metrics for the node exporter's textfile collector (see README)."""
+    certs = [{"vhost": v.name, "source": v.tls, "path": cert_paths(v)[0]}
+             for v in data.edge_vhosts]
+    script = config_file("edge", "keel-edge-metrics", METRICS, mode="0755",
+                         name="Install the edge metrics script", certs=certs,
+                         status_log=STATUS_LOG)
+    unit = config_file("edge", "keel-edge-metrics.service",
+                       "/etc/systemd/system/keel-edge-metrics.service",
+                       name="Install keel-edge-metrics.service", script=METRICS)
+    timer = config_file("edge", "keel-edge-metrics.timer",
+                        "/etc/systemd/system/keel-edge-metrics.timer",
+                        name="Install keel-edge-metrics.timer")
+    systemd.daemon_reload(name="Reload systemd units (metrics)",
+                          _if=any_changed(unit, timer))
+    systemd.service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
+                    running=True, enabled=True)
+    systemd.service(name="Write edge metrics now", service="keel-edge-metrics", running=None,
+                    restarted=True, _if=any_changed(script, unit))

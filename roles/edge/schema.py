@@ -1,0 +1,156 @@
+"""Schema for edge's data."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from keel.schema import Model, Name, Port, RoleData, Source
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,62})"
+DnsName = Annotated[str, Field(pattern=rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")]
+# nginx sizes (10m, 512k) and times (30s, 1h).
+Size = Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")]
+Duration = Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h|d)?$")]
+SecretName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"expected an IP address, got {value!r}") from None
+    return value
+
+
+def _directive(value: str) -> str:
+    if not value.rstrip().endswith((";", "}")) or "\n" in value:
+        raise ValueError("expected one nginx directive ending in ';'")
+    return value
+
+
+class Upstream(Model):
+    # Hosts of this inventory group run the service ...
+    group: Annotated[str, Field(min_length=1)]
+    # ... and publish it on this port.
+    port: Port
+    # "address": each host's keel_address; "loopback": only this host, on 127.0.0.1
+    # (a service published on loopback, edge on the same host).
+    via: Literal["address", "loopback"] = "address"
+    # Health-based balancing: a server is skipped for fail_timeout after max_fails errors.
+    max_fails: Annotated[int, Field(ge=0)] = 3
+    fail_timeout: Duration = "10s"
+    # Idle keepalive connections to the upstream per worker.
+    keepalive: Annotated[int, Field(ge=0)] = 16
+
+
+class RateLimit(Model):
+    # Requests per client address, e.g. "10r/s" or "600r/m".
+    rate: Annotated[str, Field(pattern=r"^[0-9]+r/[sm]$")]
+    burst: Annotated[int, Field(ge=0)] = 20
+
+
+class Vhost(Model):
+    # Identifier (file names, metrics label).
+    name: Name
+    server_name: DnsName
+    aliases: list[DnsName] = []
+    # IP addresses in the certificate (internal CA only).
+    addresses: list[Annotated[str, AfterValidator(_ip)]] = []
+    # Key of edge_upstreams.
+    upstream: str
+    # Certificate source: internal (the environment's CA), provided (secrets) or acme.
+    tls: Literal["internal", "provided", "acme"] = "internal"
+    # provided: secret names of the certificate chain (PEM) and its key.
+    cert_secret: SecretName | None = None
+    key_secret: SecretName | None = None
+    # OCSP stapling; None: on for acme and provided, off for internal (no responder).
+    ocsp_stapling: bool | None = None
+    client_max_body_size: Size = "10m"
+    connect_timeout: Duration = "5s"
+    # Long read/send timeouts keep SSE and streamed responses open.
+    read_timeout: Duration = "3600s"
+    send_timeout: Duration = "3600s"
+    rate_limit: RateLimit | None = None
+    # Extra raw nginx directives for the server block (checked by nginx -t, not here).
+    directives: list[Annotated[str, AfterValidator(_directive)]] = []
+
+    @model_validator(mode="after")
+    def _sources(self):
+        provided = self.cert_secret is not None and self.key_secret is not None
+        if self.tls == "provided" and not provided:
+            raise ValueError("tls: provided needs cert_secret and key_secret")
+        if self.tls != "provided" and (self.cert_secret or self.key_secret):
+            raise ValueError(f"cert_secret/key_secret apply to tls: provided, not {self.tls}")
+        if self.tls != "internal" and self.addresses:
+            raise ValueError("addresses (IP SANs) apply to tls: internal only")
+        return self
+
+    @property
+    def names(self) -> list[str]:
+        return [self.server_name, *self.aliases]
+
+    @property
+    def stapling(self) -> bool:
+        return self.tls != "internal" if self.ocsp_stapling is None else self.ocsp_stapling
+
+
+class Acme(Model):
+    # ACME directory URL.
+    server: Annotated[str, Field(pattern=r"^https://")]
+    email: str | None = None
+    # PEM of a CA to trust for the ACME server's own TLS (private servers such as pebble).
+    ca_cert: str | None = None
+
+
+class Schema(RoleData):
+    edge_vhosts: list[Vhost]
+    edge_upstreams: dict[Name, Upstream]
+    edge_sources: list[Source]
+    edge_tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]]
+    edge_hsts_max_age: Annotated[int, Field(ge=0)]
+    edge_cert_days: Annotated[int, Field(ge=1, le=825)]
+    edge_renew_days: Annotated[int, Field(ge=0)]
+    edge_acme: Acme
+    edge_worker_connections: Annotated[int, Field(ge=64)]
+    edge_listen_ipv6: bool
+    edge_textfile_dir: Annotated[str, Field(pattern=r"^/")]
+    edge_metrics_interval: Annotated[str, Field(pattern=r"^[0-9]+(s|min|h)$")]
+
+
+def cross_check(hosts) -> list:
+    """Upstream groups have hosts; internal certificates need the environment's CA."""
+    from keel.ca import KEY
+    from keel.data import Problem, settings
+    from keel.secrets import store
+
+    problems = []
+    groups = {g for h in hosts for g in h.groups}
+    for host in hosts:
+        if "edge" not in host.roles:
+            continue
+        data = settings("edge", host.values)
+        seen = set()
+        for i, vhost in enumerate(data.edge_vhosts):
+            if vhost.upstream not in data.edge_upstreams:
+                problems.append(Problem(
+                    host.name, f"edge_vhosts[{i}].upstream", host.sources["edge_vhosts"],
+                    f"{vhost.upstream!r} is not in edge_upstreams "
+                    f"({', '.join(data.edge_upstreams) or 'empty'})"))
+            if vhost.name in seen:
+                problems.append(Problem(host.name, f"edge_vhosts[{i}].name",
+                                        host.sources["edge_vhosts"],
+                                        f"vhost name {vhost.name!r} is used twice"))
+            seen.add(vhost.name)
+        for name, upstream in data.edge_upstreams.items():
+            if upstream.via == "address" and upstream.group not in groups:
+                problems.append(Problem(host.name, f"edge_upstreams.{name}.group",
+                                        host.sources["edge_upstreams"],
+                                        f"no host is in group {upstream.group!r}"))
+        if any(v.tls == "internal" for v in data.edge_vhosts) and KEY not in store.names(host.env):
+            problems.append(Problem(host.name, "edge_vhosts", host.sources["edge_vhosts"],
+                                    f"tls: internal needs the {host.env} CA; create it with "
+                                    f"`keel ca init {host.env}`"))
+    return problems

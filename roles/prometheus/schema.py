@@ -1,0 +1,91 @@
+"""Schema for prometheus's data."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+
+from keel.schema import Model, Port, RoleData, Source
+
+# Prometheus durations: 30s, 5m, 1h30m, 15d ...
+Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
+Ratio = Annotated[float, Field(gt=0, lt=1)]
+LabelName = Annotated[str, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
+
+# keel's alerts and how long each condition must hold (prometheus_alert_for overrides).
+ALERTS = {
+    "TargetDown": "2m",
+    "DiskAlmostFull": "10m",
+    "MemoryPressure": "10m",
+    "PostgresDown": "1m",
+    "PostgresConnectionsNearMax": "5m",
+    "RedisDown": "1m",
+    "RedisMemoryNearMax": "5m",
+    "ServiceDown": "2m",
+    "ServiceRestarting": "0m",
+    "ServiceUnhealthy": "2m",
+    "BackupFailed": "0m",
+    "BackupTooOld": "10m",
+}
+
+
+UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def seconds(duration: str) -> int:
+    """A Prometheus duration in whole seconds ('1h30m' -> 5400)."""
+    parts = re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", duration)
+    return round(sum(int(n) * UNITS[unit] for n, unit in parts))
+
+
+class Thresholds(Model):
+    disk_used: Ratio = 0.85
+    memory_available: Ratio = 0.10
+    pg_connections: Ratio = 0.8
+    redis_memory: Ratio = 0.9
+    service_restarts: Annotated[int, Field(ge=1)] = 3
+    backup_max_age: Duration = "26h"
+
+
+class Rule(Model):
+    alert: LabelName | None = None
+    record: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] | None = None
+    expr: Annotated[str, Field(min_length=1)]
+    for_: Duration | None = Field(None, alias="for")
+    labels: dict[LabelName, str] = {}
+    annotations: dict[LabelName, str] = {}
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.alert is None) == (self.record is None):
+            raise ValueError("a rule has exactly one of 'alert' or 'record'")
+        return self
+
+
+class RuleGroup(Model):
+    name: Annotated[str, Field(min_length=1)]
+    interval: Duration | None = None
+    rules: Annotated[list[Rule], Field(min_length=1)]
+
+
+class Schema(RoleData):
+    prometheus_port: Port
+    prometheus_sources: list[Source]
+    prometheus_retention_time: Duration
+    prometheus_retention_size: Annotated[str, Field(pattern=r"^[0-9]+(B|KB|MB|GB|TB|PB)$")] | None
+    prometheus_scrape_interval: Duration
+    prometheus_evaluation_interval: Duration
+    prometheus_alert_thresholds: Thresholds
+    prometheus_alert_for: dict[str, Duration]
+    prometheus_rules: list[RuleGroup]
+
+    @field_validator("prometheus_alert_for")
+    @classmethod
+    def _known_alerts(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(ALERTS))
+        if unknown:
+            raise ValueError(f"unknown alert {unknown[0]!r}; keel's alerts are "
+                             f"{', '.join(ALERTS)}")
+        return value

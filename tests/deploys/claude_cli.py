@@ -1,0 +1,7 @@
+"""Test deploy: base, secrets and claude_cli (storage is tested on its own)."""
+
+from keel.site import apply_role
+
+apply_role("base")
+apply_role("secrets")
+apply_role("claude_cli")

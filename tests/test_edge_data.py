@@ -1,0 +1,70 @@
+"""Bad edge data stops a run before any host is contacted, naming host, key and file."""
+
+import pytest
+
+from keel.sandbox import Host
+
+NOWHERE = Host("t-bad1", "198.51.100.250", False, "running")
+UP = {"svc": {"group": "edge", "port": 8000}}
+VHOST = {"name": "web", "server_name": "web.example.com", "upstream": "svc"}
+
+CASES = {
+    "unknown upstream": (
+        {"edge_upstreams": UP, "edge_vhosts": [{**VHOST, "upstream": "nosuch", "tls": "acme"}]},
+        "edge_vhosts[0].upstream", "'nosuch' is not in edge_upstreams (svc)"),
+    "provided without secrets": (
+        {"edge_upstreams": UP, "edge_vhosts": [{**VHOST, "tls": "provided"}]},
+        "edge_vhosts[0]", "needs cert_secret and key_secret"),
+    "internal CA missing": (
+        {"edge_upstreams": UP, "edge_vhosts": [VHOST]},
+        "edge_vhosts", "keel ca init sandbox"),
+    "upstream group with no hosts": (
+        {"edge_upstreams": {"svc": {"group": "nosuch", "port": 8000}},
+         "edge_vhosts": [{**VHOST, "tls": "acme"}]},
+        "edge_upstreams.svc.group", "no host is in group 'nosuch'"),
+    "bad body size": (
+        {"edge_upstreams": UP, "edge_vhosts": [{**VHOST, "tls": "acme",
+                                                "client_max_body_size": "lots"}]},
+        "edge_vhosts[0].client_max_body_size", "should match pattern"),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_edge_data_fails_before_connecting(harness, case):
+    data, key, expected = CASES[case]
+    inventory = harness.inventory({"edge": [NOWHERE]}, data=data, name=case.replace(" ", "_"))
+    run = harness.run(inventory, "deploys/edge.py")
+    assert run.returncode == 2, run.output
+    assert "Connecting to hosts" not in run.output
+    line = next((ln for ln in run.stderr.splitlines() if f"t-bad1: {key} " in ln), None)
+    assert line, f"no error naming t-bad1 and {key}:\n{run.stderr}"
+    assert expected in line, line
+
+
+def test_alerts_use_the_metrics_the_script_writes():
+    import re
+
+    from keel import ROOT
+    from roles.edge.alerts import EDGE_ALERTS
+
+    script = (ROOT / "templates/edge/keel-edge-metrics.j2").read_text()
+    assert {r["alert"] for r in EDGE_ALERTS["rules"]} >= {"EdgeHigh5xxRate",
+                                                          "EdgeCertificateExpiresSoon"}
+    for rule in EDGE_ALERTS["rules"]:
+        names = re.findall(r"keel_edge_[a-z_]+", rule["expr"])
+        assert names and all(name in script for name in names), rule["alert"]
+
+
+def test_ca_issues_certificates_that_verify(secrets_env):
+    from cryptography import x509
+
+    from keel import ca
+
+    root = x509.load_pem_x509_certificate(ca.init("sandbox", force=True).encode())
+    _, pem = ca.issue("sandbox", ["a.internal"], ["10.0.0.5"], days=3)
+    leaf = x509.load_pem_x509_certificate(pem)
+    leaf.verify_directly_issued_by(root)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["a.internal"]
+    with pytest.raises(Exception, match="already has a CA"):
+        ca.init("sandbox")
