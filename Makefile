@@ -9,13 +9,21 @@ SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificat
 # Test modules run in parallel (each starts its own hosts); most time is I/O wait.
 PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
 
-.PHONY: up setup system venv image test test-vm lint bench down
+.PHONY: up vm setup system venv image test test-vm lint bench down
 
 up: setup image
 	$(BIN)/keel sandbox up prod
 	$(BIN)/keel secrets init sandbox
 	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
+
+# The whole site on one bare VM (QEMU without KVM: slow), bootstrapped like a cloud host.
+vm: setup
+	$(BIN)/keel vm up
+	$(BIN)/keel secrets init vm
+	$(BIN)/keel ca cert vm >/dev/null 2>&1 || $(BIN)/keel ca init vm >/dev/null
+	$(BIN)/keel secrets ensure vm inventories/vm.py
+	$(BIN)/pyinfra -y inventories/vm.py deploys/site.py
 
 setup: system venv
 

@@ -21,6 +21,7 @@ import pytest
 
 from keel import ROOT, vm
 from keel.errors import KeelError
+from keel.testing import BIN
 
 pytestmark = pytest.mark.vm
 NAME = "vm-test"
@@ -116,7 +117,7 @@ def _reboot(machine: vm.VM, old_boot_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def site(harness, request, report_duration):
+def site(harness, request, report_duration, secrets_env):
     """Boot, converge twice, snapshot, reboot, snapshot. Returns what the tests check."""
     phases: dict[str, float] = {}
     start = last = time.monotonic()
@@ -140,6 +141,7 @@ def site(harness, request, report_duration):
         machine = vm.up(NAME, fresh=True, log=lambda m: None)
         phase("boot to cloud-init done")
         out["vm"] = machine
+        _secrets(env)
         out["fresh"] = {
             "default_sudo": machine.ssh(vm.DEFAULT_USER, "sudo -n id -u").stdout.strip(),
             "admin_login": vm.can_login(machine, ADMIN),
@@ -169,6 +171,18 @@ def site(harness, request, report_duration):
             sntp.stop()
         if not (request.config.getoption("--keep-hosts") or os.environ.get("KEEL_KEEP")):
             vm.down([NAME])
+
+
+def _secrets(env: dict) -> None:
+    """The vm environment's secrets and CA, throwaway (secrets_env), made as a user does."""
+    from keel.secrets import store
+
+    _, public, _ = store.create_identity()  # secrets_env's identity
+    store.set_recipients("vm", [public])
+    for argv in (["ca", "init", "vm"], ["secrets", "ensure", "vm", str(INVENTORY)]):
+        proc = subprocess.run([str(BIN / "keel"), *argv], cwd=ROOT, capture_output=True,
+                              text=True, env={**os.environ, **env})
+        assert proc.returncode == 0, f"keel {' '.join(argv)}: {proc.stderr}"
 
 
 def _write_postgres(machine: vm.VM) -> str | None:
