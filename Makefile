@@ -8,8 +8,11 @@ SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificat
   qemu-system-x86 qemu-utils genisoimage
 # Test modules run in parallel (each starts its own hosts); most time is I/O wait.
 PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
+# Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
+MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
+  $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up vm setup system venv image test test-vm lint bench down
+.PHONY: up vm setup system venv image test test-vm lint bench down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -54,6 +57,15 @@ test: setup image
 # The whole site on a bare VM under QEMU/TCG (tests/test_vm.py): too slow for `make test`.
 test-vm: setup
 	$(BIN)/pytest -m vm --basetemp=.keel/pytest-vm tests/test_vm.py
+
+# Every role's scenario, run as a developer runs it: cd roles/<name> && molecule test.
+molecule: setup image
+	@failed=""; for role in $(MOLECULE_ROLES); do \
+	  start=$$(date +%s); echo "== molecule test: $$role"; \
+	  (cd roles/$$role && PATH="$(abspath $(BIN)):$$PATH" molecule test) || failed="$$failed $$role"; \
+	  echo "== $$role: $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "molecule failed:$$failed"; exit 1; fi
 
 lint: venv
 	$(BIN)/ruff check .

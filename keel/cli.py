@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from pathlib import Path
 
+from keel import ROOT
 from keel.errors import KeelError
 
 
@@ -64,6 +67,85 @@ def _vm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from keel.checks import secret_names
+    from keel.data import masked
+    from keel.inventory import load
+
+    env = load(args.env)
+    hosts = [env.host(args.host)] if args.host else env.hosts
+    problems = env.problems
+    broken = {problem.host for problem in problems}
+    shown = {}
+    for host in hosts:
+        # Values that are names of secrets (in secrets/<env>.yaml) are shown.
+        values = masked(host, set() if host.name in broken else secret_names(host))
+        shown[host.name] = {
+            key: {"value": values[key], "source": host.sources[key]}
+            for key in sorted(values)
+            if not (args.no_defaults and host.sources[key].endswith("(default)"))
+        }
+    if args.json:
+        print(json.dumps({name: {"env": env.env, "groups": host.groups, "data": shown[name]}
+                          for name, host in ((h.name, h) for h in hosts)}, indent=2,
+                         default=str))
+    else:
+        for host in hosts:
+            print(f"{host.name}  (env {env.env}; groups {', '.join(host.groups)}; "
+                  f"roles {', '.join(host.roles)})")
+            rows = [(key, repr(entry["value"]), entry["source"])
+                    for key, entry in shown[host.name].items()]
+            width = max((len(key) for key, _, _ in rows), default=0)
+            values = min(max((len(value) for _, value, _ in rows), default=0), 48)
+            for key, value, source in rows:
+                print(f"  {key:<{width}}  {value:<{values}}  # {source}")
+            print()
+    if problems:
+        from keel.data import format_problems
+
+        print(format_problems(problems).replace("; no host was contacted", ""),
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _plan(args: argparse.Namespace):
+    from keel import plan
+    from keel.inventory import inventory_path
+
+    inventory = inventory_path(args.env)
+    return inventory, plan.run(inventory, args.deploy or ["deploys/site.py"], args.limit)
+
+
+def _plan_cmd(args: argparse.Namespace) -> int:
+    from keel import plan
+
+    inventory, result = _plan(args)
+    markdown, document = plan.write(result, Path(args.out), inventory.stem)
+    print(json.dumps(result.to_json(), indent=2) if args.json else result.to_markdown(), end="")
+    print(f"keel: wrote {markdown} and {document}", file=sys.stderr)
+    return 0
+
+
+def _drift(args: argparse.Namespace) -> int:
+    _, result = _plan(args)
+    drifted = result.drifted
+    if args.json:
+        print(json.dumps({"drift": bool(drifted), **result.to_json()}, indent=2))
+    else:
+        for name, host in drifted.items():
+            print(f"{name}: {len(host.changes)} operation{'s' * (len(host.changes) != 1)} "
+                  "would change")
+            for change in host.changes:
+                print(f"  {change.role} | {change.operation}")
+            for diff in host.files:
+                print(f"    {diff.action} {diff.path}")
+        print(f"keel: drift on {len(drifted)} of {len(result.hosts)} hosts" if drifted
+              else f"keel: no drift on {len(result.hosts)} hosts "
+                   f"({', '.join(result.hosts) or 'none'})")
+    return 2 if drifted else 0
+
+
 def _read_value(prompt: str) -> str:
     """A secret value from stdin (piped) or a prompt; never from argv."""
     if sys.stdin.isatty():
@@ -101,11 +183,17 @@ def _secrets(args: argparse.Namespace) -> int:
     elif args.action == "generate":
         store.put(env, _arg(args, "key"), store.generate(args.length))
     elif args.action == "ensure":
+        from keel.checks import secret_names
+        from keel.data import format_problems, validate_host
         from keel.inventory import load
-        from keel.secrets import check_hosts
 
-        inventory = args.key or f"inventories/{env}.py"
-        missing = sorted({p.key for p in check_hosts(load(inventory), decrypt=False)})
+        hosts = load(args.key or f"inventories/{env}.py").hosts
+        problems = [problem for host in hosts for problem in validate_host(host)]
+        if problems:
+            raise KeelError(format_problems(problems).removeprefix("keel: "))
+        # Problems name the data key that asks for a secret: the names come from the roles.
+        missing = sorted({name for host in hosts for name in secret_names(host)}
+                         - set(store.names(env)))
         for name in missing:
             store.put(env, name, store.generate(args.length))
             print(f"generated {name}")
@@ -157,6 +245,31 @@ def _edit(env: str) -> None:
         if before.get(name) != str(text):
             save[name] = store.encrypt(env, str(text))
     store.save(env, save)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from keel import rollout
+
+    print(rollout.status_table(rollout.status(rollout.inventory_path(args.inventory),
+                                              args.limit or [])))
+    return 0
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from keel import rollout
+
+    result = rollout.rollout(rollout.inventory_path(args.inventory), group=args.group,
+                             batch=args.batch, rollback=args.rollback,
+                             log=lambda m: print(f"keel: {m}", file=sys.stderr))
+    if not result.ok:
+        print(result.reason.rstrip(), file=sys.stderr)
+        hint = "" if args.rollback else f"; roll back with: keel rollout {args.inventory} " \
+            "--rollback"
+        print(f"keel: rollout stopped at {', '.join(result.failed)}{hint}", file=sys.stderr)
+        return 1
+    print(f"keel: {'rolled back' if args.rollback else 'updated'}: {', '.join(result.done)}",
+          file=sys.stderr)
+    return 0
 
 
 def _ca(args: argparse.Namespace) -> int:
@@ -214,6 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--length", type=int, default=32, help="for generate/ensure")
     se.set_defaults(func=_secrets)
 
+    st = sub.add_parser("status", help="every app service per host: image, state, health, "
+                        "restarts (read only)")
+    st.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
+    st.add_argument("--limit", action="append", help="only these hosts (repeatable)")
+    st.set_defaults(func=_status)
+
+    ro = sub.add_parser("rollout", help="apply deploys/app.py one batch of hosts at a time, "
+                        "stopping at the first unhealthy batch")
+    ro.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
+    ro.add_argument("--batch", type=int, default=1, help="hosts per batch (default 1)")
+    ro.add_argument("--group", default="app", help="inventory group to roll (default app)")
+    ro.add_argument("--rollback", action="store_true",
+                    help="return updated hosts to the definitions they replaced")
+    ro.set_defaults(func=_rollout)
+
     ca = sub.add_parser("ca", help="the environment's internal certificate authority")
     ca.add_argument("action", choices=["init", "cert"],
                     help="init: create it (key age-encrypted in secrets/<env>.yaml); "
@@ -222,6 +350,30 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--days", type=int, default=3650, help="for init: CA lifetime")
     ca.add_argument("--force", action="store_true", help="for init: replace an existing CA")
     ca.set_defaults(func=_ca)
+
+    env_help = "environment (inventories/<env>.py) or an inventory file"
+    data = sub.add_parser("data", help="each host's merged data and the file each value came from")
+    data.add_argument("env", help=env_help)
+    data.add_argument("host", nargs="?", help="one host (default: all)")
+    data.add_argument("--no-defaults", action="store_true",
+                      help="hide values that come from role defaults")
+    data.add_argument("--json", action="store_true", help="print JSON")
+    data.set_defaults(func=_data)
+
+    for name, func, text in [
+        ("plan", _plan_cmd, "what a converge would change, per host and role (a dry run)"),
+        ("drift", _drift, "hosts whose state differs from the code; exit 2 on drift, 0 if none"),
+    ]:
+        cmd = sub.add_parser(name, help=text, description=text)
+        cmd.add_argument("env", help=env_help)
+        cmd.add_argument("--deploy", action="append",
+                         help="deploy file(s) to plan (default: deploys/site.py)")
+        cmd.add_argument("--limit", help="hosts or groups, as pyinfra's --limit")
+        cmd.add_argument("--json", action="store_true", help="print JSON")
+        if name == "plan":
+            cmd.add_argument("--out", default=str(ROOT / ".keel" / "plans"),
+                             help="directory for <env>.md and <env>.json (default: .keel/plans)")
+        cmd.set_defaults(func=func)
     return parser
 
 

@@ -8,18 +8,23 @@ whole; every value remembers the file that set it.
 
 from __future__ import annotations
 
+import copy
 import difflib
+import ipaddress
+import re
 import runpy
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import pydantic
 
 from keel import ROOT
 from keel.roles import ROLES, role_module, role_of_key
+from keel.schema import SecretMarker, field_annotation, walk
 
 # Keys that belong to keel or to pyinfra rather than to a role.
 KEEL_KEYS = {"keel_env", "keel_address", "keel_groups", "keel_roles"}
@@ -33,6 +38,7 @@ class HostData:
     groups: list[str]
     values: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+    inventory: str = ""  # the inventory file that lists the host
 
     def set_layer(self, source: str, layer: dict[str, Any]) -> None:
         for key, value in layer.items():
@@ -80,7 +86,7 @@ def merge(name: str, env: str, groups: list[str], host_layer: tuple[str, dict],
             cache[path] = (relative(path), read_data_file(path))
         return cache[path]
 
-    host = HostData(name=name, env=env, groups=groups)
+    host = HostData(name=name, env=env, groups=groups, inventory=host_layer[0])
     for source, values in defaults():
         host.set_layer(source, values)
     for group in ["all", env, *[g for g in groups if g not in ("all", env)]]:
@@ -122,12 +128,19 @@ def _suggest(key: str, candidates: list[str]) -> str:
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif out and not str(part).isidentifier():
+            out += f"[{part!r}]"  # a dict key such as 'vm.swappiness'
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
 def _describe(error: dict, schema: type[pydantic.BaseModel]) -> str:
     kind = error["type"]
+    if kind == "union":
+        return error["msg"]
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
@@ -150,7 +163,7 @@ def _nested_fields(schema: type[pydantic.BaseModel], loc: tuple) -> list[str]:
             continue
         info = getattr(model, "model_fields", {}).get(part)
         if info is None:
-            return []
+            continue  # a dict key (e.g. a service name): the model stays that of its values
         model = _model_in(info.annotation)
     return list(getattr(model, "model_fields", {}))
 
@@ -175,6 +188,7 @@ def validate_host(host: HostData) -> list[Problem]:
         if role is None or key not in role_module(role).DEFAULTS:
             problems.append(Problem(host.name, key, host.sources[key],
                                     "unknown key" + _suggest(key, known)))
+    problems.extend(_check_address(host))
     for role in host.roles:
         schema = role_module(role).Schema
         # Defaults are merged in, so every key of the role is present.
@@ -184,6 +198,20 @@ def validate_host(host: HostData) -> list[Problem]:
         except pydantic.ValidationError as exc:
             problems.extend(_problems(host, schema, exc.errors()))
     return problems
+
+
+def _check_address(host: HostData) -> list[Problem]:
+    """keel_address: the host's private address, which other hosts' configuration uses."""
+    address = host.values.get("keel_address")
+    if address is None:
+        return [Problem(host.name, "keel_address", host.inventory,
+                        "required key is missing: the host's private IP address")]
+    try:
+        ipaddress.ip_address(address if isinstance(address, str) else None)
+    except ValueError:
+        return [Problem(host.name, "keel_address", host.sources["keel_address"],
+                        f"expected an IP address such as '10.0.0.5', got {address!r}")]
+    return []
 
 
 def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
@@ -197,16 +225,72 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
             if close:
                 suggested.add((*error["loc"][:-1], close[0]))
     problems = []
+    errors = _merge_union_errors(schema, errors)
     for error in errors:
         loc = error["loc"]
         if error["type"] == "missing" and tuple(loc) in suggested:
             continue
         message = _describe(error, schema)
+        if error.get("input", ...) is None and len(loc) == 1 and error["type"].endswith("_type") \
+                and host.sources.get(str(loc[0]), "").endswith("(default)"):
+            # A None default is how a role marks a key that each environment must set.
+            message = ("required key is missing: the role has no default; set it in "
+                       f"group_data or the inventory ({message})")
         if error["type"] == "extra_forbidden":
             message += _suggest(str(loc[-1]), _nested_fields(schema, loc))
         problems.append(Problem(host.name, _loc(loc), host.sources.get(str(loc[0]), "?"),
                                 message))
     return problems
+
+
+def _union_tag(schema: Any, loc: tuple) -> int | None:
+    """Where loc passes through a union, pydantic adds the member's tag: its index in loc."""
+    annotation = schema
+    for index, part in enumerate(loc):
+        while get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+        if get_origin(annotation) in (Union, UnionType):
+            members = [a for a in get_args(annotation) if a is not type(None)]
+            if len(members) > 1:
+                return index
+            annotation = members[0]
+            while get_origin(annotation) is Annotated:
+                annotation = get_args(annotation)[0]
+        if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+            info = annotation.model_fields.get(part)
+            if info is None:
+                return None
+            annotation = field_annotation(info)
+        elif get_origin(annotation) is dict:
+            annotation = get_args(annotation)[1]
+        elif get_origin(annotation) in (list, tuple, set, frozenset):
+            annotation = get_args(annotation)[0]
+        else:
+            return None
+    return None
+
+
+def _merge_union_errors(schema, errors: list[dict]) -> list[dict]:
+    """One error per value that matches no member of a union: 'expected A or B, got ...'."""
+    merged: dict[tuple, dict] = {}
+    out = []
+    for error in errors:
+        index = _union_tag(schema, error["loc"])
+        if index is None:
+            out.append(error)
+            continue
+        loc = tuple(error["loc"][:index])
+        expected = _describe(error, schema).split(", got ")[0].removeprefix("expected ")
+        if loc in merged:
+            merged[loc]["msg"] += f" or {expected}"
+        else:
+            merged[loc] = {"type": "union", "loc": loc, "msg": expected,
+                           "input": error.get("input")}
+            out.append(merged[loc])
+    for error in merged.values():
+        error["msg"] = (f"expected {error['msg']}, got {type(error['input']).__name__} "
+                        f"{error['input']!r}")
+    return out
 
 
 def group_source_problems(hosts: list[HostData], role: str, key: str,
@@ -219,36 +303,72 @@ def group_source_problems(hosts: list[HostData], role: str, key: str,
         if role not in host.roles or host.sources[key].endswith("(default)"):
             continue
         for source in sources(host.values[key]):
-            if isinstance(source, str) and source.startswith("group:") \
-                    and source[6:] not in groups:
-                problems.append(Problem(host.name, key, host.sources[key],
-                                        f"'{source}' names a group with no hosts"))
+            message = unknown_group(source, groups)
+            if message:
+                problems.append(Problem(host.name, key, host.sources[key], message))
     return problems
 
 
-def check(hosts: list[HostData], decrypt: bool = True) -> list[Problem]:
-    """Schema problems per host, then cross-host checks and secrets (on valid data only)."""
-    problems = []
-    for host in hosts:
-        problems.extend(validate_host(host))
-    if problems:
-        return problems
-    for name in ROLES:
-        cross_check = getattr(role_module(name), "cross_check", None)
-        if cross_check is not None:
-            problems.extend(cross_check(hosts))
-    if problems:
-        return problems  # secrets are looked up for valid data only
-    from keel.secrets import check_hosts
-
-    return check_hosts(hosts, decrypt)
+def unknown_group(source: Any, groups: set[str]) -> str | None:
+    """The problem with a 'group:<name>' source that names a group with no hosts, if any."""
+    if isinstance(source, str) and source.startswith("group:") and source[6:] not in groups:
+        return f"'{source}' names a group with no hosts" + _suggest(source[6:], sorted(groups))
+    return None
 
 
 def format_problems(problems: list[Problem]) -> str:
-    lines = [f"keel: invalid data ({len(problems)} problem{'s' * (len(problems) != 1)}); "
+    # The same problem on several hosts (set in a shared file) is one line naming them all.
+    hosts: dict[tuple[str, str, str], list[str]] = {}
+    for problem in problems:
+        hosts.setdefault((problem.key, problem.source, problem.message), []).append(problem.host)
+    lines = [f"keel: invalid data ({len(hosts)} problem{'s' * (len(hosts) != 1)}); "
              "no host was contacted:"]
-    lines += [f"  {problem}" for problem in problems]
+    lines += [f"  {Problem(', '.join(names), *problem)}" for problem, names in hosts.items()]
     return "\n".join(lines)
+
+
+# --- display ----------------------------------------------------------------------------
+
+MASK = "********"
+# Keys whose values are masked even when no schema marks them (connector passwords, typos).
+SECRET_WORDS = re.compile(r"password|passwd|passphrase|secret|token|api_?key|private_?key|"
+                          r"credential", re.IGNORECASE)
+
+
+def masked(host: HostData, secret_names: set[str] = frozenset()) -> dict[str, Any]:
+    """The host's values with secrets masked: values a schema marks `Secret`, and values of
+    keys named like secrets, except names of secrets (`*_secret` keys, secret_names)."""
+    out = {}
+    for key, value in host.values.items():
+        value = _mask_named(key, copy.deepcopy(value), secret_names)
+        role = role_of_key(key)
+        if role is not None and key in role_module(role).Schema.model_fields:
+            info = role_module(role).Schema.model_fields[key]
+            paths = [path for path, marker, _ in walk(field_annotation(info), value)
+                     if isinstance(marker, SecretMarker)]
+            for path in paths:
+                value = _replace(value, path)
+        out[key] = value
+    return out
+
+
+def _mask_named(key: Any, value: Any, names: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _mask_named(k, v, names) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_named(key, v, names) for v in value]
+    # A key ending in _secret names a secret in secrets/<env>.yaml: a name, not a value.
+    if isinstance(key, str) and SECRET_WORDS.search(key) and not key.endswith("_secret") \
+            and isinstance(value, str) and value and value not in names:
+        return MASK
+    return value
+
+
+def _replace(value: Any, path: tuple) -> Any:
+    if not path:
+        return MASK if value is not None else None
+    value[path[0]] = _replace(value[path[0]], path[1:])
+    return value
 
 
 def settings(role: str, data=None):

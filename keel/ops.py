@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import secrets
 import shlex
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
@@ -13,10 +15,11 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.api.output import format_text
 from pyinfra.api.util import get_file_io
 from pyinfra.context import state
-from pyinfra.facts.files import FileContents
+from pyinfra.facts.files import File, FileContents
 from pyinfra.operations.util.files import chmod, chown, generate_color_diff
 
 from keel import ROOT, TEMPLATES
+from keel.data import MASK
 
 
 def jinja() -> jinja2.Environment:
@@ -91,6 +94,94 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
                         group=group)
 
 
+def render(role: str, template: str, **context) -> str:
+    """templates/<role>/<template>.j2 rendered on the controller, for content a role must know
+    before it writes (to compare with what the host has)."""
+    return jinja().get_template(f"{role}/{template}.j2").render(**context)
+
+
 def text(content: str) -> StringIO:
     """In-memory file content for files.put."""
     return StringIO(content)
+
+
+# --- masked diffs ------------------------------------------------------------------------
+# One function, run here on the desired content and on the host (python3, which base
+# installs) on the current content: each line becomes its key part and a 16-bit fingerprint
+# salted per run. That is enough to see which lines change and far too little to recover a
+# value, even from pyinfra's -vvv output of facts.
+FINGERPRINT = r'''
+import hashlib, re, sys
+KEY = re.compile(r"""^(\s*(?:export\s+)?["']?[A-Za-z_][\w.\-]*["']?\s*[=:]\s*"""
+                 r"""|\s*\[[^\]=]*\]\s*$|\s*$)""")
+def fingerprint(lines, salt):
+    for line in lines:
+        match = KEY.match(line)
+        key = match.group(1) if match else "~"  # no key: the whole line is masked
+        yield key + "\t" + hashlib.sha256(salt + line.encode()).hexdigest()[:4]
+if __name__ == "__main__":
+    try:
+        lines = open(sys.argv[1], encoding="utf-8", errors="replace").read().splitlines()
+    except FileNotFoundError:
+        sys.exit(0)
+    print("\n".join(fingerprint(lines, sys.argv[2].encode())))
+'''
+_namespace: dict = {}
+exec(compile(FINGERPRINT, "keel.ops.FINGERPRINT", "exec"), _namespace)
+_SALT = secrets.token_hex(8)
+
+
+class MaskedLines(FactBase):
+    """A file's lines as (key part, salted fingerprint): values never leave the host."""
+
+    def command(self, path):
+        return f"python3 -c {shlex.quote(FINGERPRINT)} {shlex.quote(path)} {_SALT}"
+
+    def process(self, output):
+        return [tuple(line.rsplit("\t", 1)) for line in output]
+
+
+def masked_lines(lines: list[str]) -> list[tuple[str, str]]:
+    return [tuple(entry.rsplit("\t", 1))
+            for entry in _namespace["fingerprint"](lines, _SALT.encode())]
+
+
+def masked_diff(current: list[tuple[str, str]], desired: list[tuple[str, str]]):
+    """pyinfra-style unified diff lines of two masked files."""
+    def show(entry):
+        key = entry[0]
+        if key == "~":
+            return MASK
+        return key if not key.strip() or key.rstrip().endswith("]") else key + MASK
+
+    for group in difflib.SequenceMatcher(None, current, desired).get_grouped_opcodes(2):
+        first, last = group[0], group[-1]
+        yield (f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@ "
+               "(values masked)")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                yield from ("  " + show(entry) for entry in current[i1:i2])
+                continue
+            yield from ("- " + show(entry) for entry in current[i1:i2])
+            yield from ("+ " + show(entry) for entry in desired[j1:j2])
+
+
+def _range(start: int, stop: int) -> str:
+    """A unified diff range, as difflib and pyinfra write it."""
+    length = stop - start
+    return f"{start + 1}" if length == 1 else f"{start if not length else start + 1},{length}"
+
+
+def log_masked_diff(path: str, content: str) -> None:
+    """Under --diff, log how a file that carries secrets would change, every value masked.
+
+    keel.secrets.deliver calls this: pyinfra's own diffs print whole files.
+    """
+    if not state.config.DIFF:
+        return
+    remote = host.get_fact(File, path=path)
+    current = host.get_fact(MaskedLines, path=path) if remote else []
+    host.log(f"Will {'modify' if remote else 'create'} {path}", logger.info)
+    for line in masked_diff(current, masked_lines(content.splitlines())):
+        logger.info("  %s", line)
+    logger.info("")

@@ -15,6 +15,8 @@ ROLES: dict[str, tuple[str, ...]] = {
     "edge": ("edge",),
     "storage": ("app",),
     "claude_cli": ("app",),
+    "container_runtime": ("app",),
+    "app": ("app",),
     # Exporters come after the servers they watch.
     "node_exporter": ("all",),
     "postgres_exporter": ("db",),

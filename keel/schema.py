@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(B|[kKMGT]B?|[KMGT]iB)?$")
 # Size units are binary (1K = 1024), as in PostgreSQL, systemd and journald.
@@ -61,3 +65,65 @@ class PortRule(Model):
     proto: Literal["tcp", "udp"] = "tcp"
     sources: list[Source] = []
     comment: str = ""
+
+
+# --- markers read by keel's checks across hosts and by `keel data` -----------------------
+
+@dataclass(frozen=True)
+class HostRef:
+    """Marks a value as the name of an inventory host (in `group`, when given)."""
+
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class SecretMarker:
+    """Marks a value as secret: `keel data` masks it."""
+
+
+def HostName(group: str | None = None):  # a function used like a type
+    """A host of the inventory, e.g. `app_db_host: HostName("db")`; checked across hosts."""
+    return Annotated[str, HostRef(group)]
+
+
+Secret = Annotated[str, SecretMarker()]
+
+
+def walk(annotation: Any, value: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any, Any]]:
+    """(path, marker, value) for every keel marker that annotates a part of value.
+
+    Works on plain data (dicts, lists) against a schema's annotations, so it serves both raw
+    layered data (`keel data`) and validated settings.
+    """
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *metadata = get_args(annotation)
+        for marker in metadata:
+            if isinstance(marker, HostRef | SecretMarker):
+                yield path, marker, value
+        yield from walk(base, value, path)
+    elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if isinstance(value, BaseModel):
+            value = dict(value)
+        if isinstance(value, dict):
+            for name, info in annotation.model_fields.items():
+                if name in value:
+                    yield from walk(field_annotation(info), value[name], (*path, name))
+    elif origin in (UnionType, Union):
+        if value is not None:
+            for arg in get_args(annotation):
+                if arg is not type(None):
+                    yield from walk(arg, value, path)
+    elif origin in (list, tuple, set, frozenset) and isinstance(value, list | tuple | set):
+        (item, *_) = get_args(annotation) or (Any,)
+        for index, element in enumerate(value):
+            yield from walk(item, element, (*path, index))
+    elif origin is dict and isinstance(value, dict):
+        _, item = get_args(annotation) or (Any, Any)
+        for key, element in value.items():
+            yield from walk(item, element, (*path, key))
+
+
+def field_annotation(info: FieldInfo) -> Any:
+    """A field's annotation with its metadata (pydantic splits Annotated[...] apart)."""
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation

@@ -16,7 +16,9 @@ DEPLOY = "tests/deploys/data_services.py"
 MB = 1 << 20
 PASSWORDS = {"postgres_app_password": "app-Pw-1f0c3e8a", "postgres_reporting_password":
              "rep-Pw-9b2d77e1", "postgres_s3_access_key": "s3-ak-5c1e0a7d",
-             "postgres_s3_secret_key": "s3-sk-8e4f2b90"}
+             "postgres_s3_secret_key": "s3-sk-8e4f2b90",
+             # The exporter on db hosts needs its login's secret to validate.
+             "postgres_monitor_password": "mon-Pw-3a7c61d0"}
 # moto serves S3 on the app host; the db host uploads there (sandbox traffic only).
 MOTO = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
         "postgresql-client python3-pip python3-boto3 python3-flask python3-flask-cors "

@@ -12,7 +12,8 @@ from keel.testing import run_testinfra, ssh
 pytestmark = pytest.mark.sandbox
 DATA = ROOT / "roles/redis/tests/data.py"
 DEPLOY = "tests/deploys/data_services.py"
-PASSWORDS = {"redis_app_password": "redis-Pw-4d8e1c2b"}
+# The exporter on cache hosts needs its ACL user's secret to validate.
+PASSWORDS = {"redis_app_password": "redis-Pw-4d8e1c2b", "redis_exporter_password": "exp-Pw-0b9e"}
 
 
 def changed(run, host: str = "d-cache1") -> list[str]:

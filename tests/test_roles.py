@@ -1,6 +1,7 @@
 """Every role follows the conventions: prefixed, documented DEFAULTS that match its schema."""
 
 import pytest
+import yaml
 
 from keel import ROOT
 from keel.roles import ROLES, role_module
@@ -24,3 +25,20 @@ def test_templates_carry_managed_header(name):
     for template in (ROOT / "templates" / name).glob("*.j2"):
         assert "managed by keel" in template.read_text().splitlines()[0] + \
             template.read_text().splitlines()[1], template
+
+
+# Roles whose developers have yet to add their scenario (strict: adding it fails this list).
+SCENARIO_PENDING = {"edge", "claude_cli", "container_runtime", "app", "node_exporter",
+                    "postgres_exporter", "redis_exporter", "prometheus"}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="scenario to be added"))
+    if name in SCENARIO_PENDING else name for name in ROLES
+])
+def test_molecule_scenario(name):
+    """Each role has a scenario whose instances carry the overridable prefix and the role name."""
+    path = ROOT / "roles" / name / "molecule" / "default" / "molecule.yml"
+    assert path.exists(), f"{path.relative_to(ROOT)} is missing (README.md, Molecule)"
+    for platform in yaml.safe_load(path.read_text())["platforms"]:
+        assert platform["name"].startswith("${KEEL_MOLECULE_PREFIX:-mol-}" + name), platform

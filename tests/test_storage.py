@@ -55,7 +55,8 @@ def canary() -> str:
 @pytest.fixture(scope="module")
 def values(secrets_env):
     values = {"storage_s3_access_key_id": "AKIA" + random.token_hex(8).upper(),
-              "storage_s3_secret_access_key": canary(), "postgres_app_password": canary()}
+              "storage_s3_secret_access_key": canary(), "postgres_app_password": canary(),
+              "postgres_monitor_password": canary()}  # the db host's exporter
     for name, value in values.items():
         secrets_env.set(name, value)
     return values

@@ -41,7 +41,7 @@ TOPOLOGIES: dict[str, dict[str, bool]] = {
     "prod": {"app1": True, "app2": True, "db1": False, "cache1": False, "mon1": False},
 }
 
-BOOT_TIMEOUT = 90
+BOOT_TIMEOUT = 180
 
 
 def state_dir() -> Path:
@@ -221,14 +221,21 @@ def hosts() -> dict[str, Host]:
         address = ""
         networks = entry.get("Networks") or []
         if entry.get("State") == "running" and NETWORK in networks:
-            inspect = podman("inspect", entry["Id"], check=False)
-            if inspect.returncode != 0:
+            address = network_address(entry["Id"])
+            if address is None:
                 continue  # removed since `ps` (tests run in parallel)
-            info = json.loads(inspect.stdout)[0]
-            address = info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
         found[name] = Host(name, address, entry["Labels"].get(f"{LABEL}.privileged") == "1",
                            entry.get("State", ""))
     return found
+
+
+def network_address(container: str) -> str | None:
+    """A running container's address on the sandbox network (None if it is gone)."""
+    inspect = podman("inspect", container, check=False)
+    if inspect.returncode != 0:
+        return None
+    info = json.loads(inspect.stdout)[0]
+    return info["NetworkSettings"]["Networks"][NETWORK]["IPAddress"]
 
 
 def expand(names: list[str]) -> dict[str, bool]:
@@ -275,11 +282,11 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
             podman("start", container_name(name))
             started.append(name)
     for name in started:
-        _wait_booted(name)
+        wait_booted(container_name(name))
     current = hosts()
     result = [current[name] for name in wanted]
     for host in result:
-        _wait_ssh(host)
+        wait_ssh(host)
     return result
 
 
@@ -311,26 +318,26 @@ def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:
     raise KeelError(f"no free address left in {SUBNET}")
 
 
-def _wait_booted(name: str) -> None:
+def wait_booted(container: str) -> None:
+    """Wait until systemd in the container is up (molecule instances use this too)."""
     deadline = time.monotonic() + BOOT_TIMEOUT
     state = ""
     while time.monotonic() < deadline:
-        proc = podman("exec", container_name(name), "systemctl", "is-system-running",
-                      check=False)
+        proc = podman("exec", container, "systemctl", "is-system-running", check=False)
         state = proc.stdout.decode().strip()
         if state in ("running", "degraded"):
             return
         time.sleep(0.5)
-    journal = podman("exec", container_name(name), "journalctl", "-b", "--no-pager", "-n", "30",
+    journal = podman("exec", container, "journalctl", "-b", "--no-pager", "-n", "30",
                      check=False).stdout.decode(errors="replace")
     if not journal.strip():
-        journal = podman("logs", "--tail", "30", container_name(name),
+        journal = podman("logs", "--tail", "30", container,
                          check=False).stdout.decode(errors="replace")
-    raise KeelError(f"sandbox host {name} did not boot within {BOOT_TIMEOUT}s "
+    raise KeelError(f"sandbox host {container} did not boot within {BOOT_TIMEOUT}s "
                     f"(systemd state: {state or 'unknown'}); last journal lines:\n{journal}")
 
 
-def _wait_ssh(host: Host) -> None:
+def wait_ssh(host: Host) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -346,9 +353,9 @@ def _wait_ssh(host: Host) -> None:
 def restart(name: str) -> Host:
     """Restart a host (a reboot for its systemd) and wait until it is back."""
     podman("restart", "-t", "10", container_name(name))
-    _wait_booted(name)
+    wait_booted(container_name(name))
     host = hosts()[name]
-    _wait_ssh(host)
+    wait_ssh(host)
     return host
 
 

@@ -22,7 +22,7 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.api.exceptions import PyinfraError
 from pyrage import x25519
 
-from keel.ops import jinja
+from keel.ops import jinja, log_masked_diff
 from keel.secrets import store
 
 RUN_DIR = "/run/keel/secrets"
@@ -150,6 +150,7 @@ def deliver(file: SecretFile):
             and current["sha256"] == hashlib.sha256(content).hexdigest():
         host.noop(f"secret {file.dest} is up to date")
         return
+    log_masked_diff(file.path, content.decode(errors="replace"))
     yield from store_commands(file, content)
 
 

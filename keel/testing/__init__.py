@@ -94,17 +94,20 @@ class Harness:
         )
         return path
 
-    def run(self, inventory: Path, deploy: str, *, dry: bool = False, diff: bool = False,
-            as_json: bool = True, args: list[str] = (), env: dict[str, str] | None = None,
-            timeout: int = 900) -> Run:
-        """Run `pyinfra` as a user would: -y to apply; a plan is --dry without -y, stdin closed."""
+    def run(self, inventory: Path, deploy: str | list[str], *, dry: bool = False,
+            diff: bool = False, as_json: bool = True, args: list[str] = (),
+            env: dict[str, str] | None = None, timeout: int = 900) -> Run:
+        """Run `pyinfra` as a user would: -y to apply; a plan is --dry without -y, stdin closed.
+
+        `deploy` is a deploy file or several, run in order.
+        """
         argv = [str(BIN / "pyinfra")]
         argv += ["--dry"] if dry else ["-y"]
         if diff:
             argv.append("--diff")
         if as_json:
             argv.append("--json")
-        argv += [*args, str(inventory), deploy]
+        argv += [*args, str(inventory), *([deploy] if isinstance(deploy, str) else deploy)]
         proc = subprocess.run(
             argv, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
             timeout=timeout, env={**os.environ, **(env or {})},

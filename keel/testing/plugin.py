@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
-from keel import sandbox
+from keel import ROOT, sandbox
 from keel.testing import Harness
 
 
@@ -42,6 +43,11 @@ class SecretsEnv:
         self.root = root
         self.env = {"KEEL_SECRETS_DIR": str(root / "secrets"),
                     "KEEL_AGE_KEY_FILE": str(root / "age" / "keys.txt")}
+        # The repo's other environments stay as committed (their values are never decrypted
+        # in tests); the sandbox gets its own throwaway values.
+        if (ROOT / "secrets").is_dir():
+            shutil.copytree(ROOT / "secrets", root / "secrets",
+                            ignore=shutil.ignore_patterns("sandbox.*"))
         os.environ.update(self.env)
         _, public, _ = store.create_identity()
         store.set_recipients("sandbox", [public])

@@ -58,38 +58,25 @@ class Schema(RoleData):
     base_sysctl: dict[str, int | str]
 
 
+
 def cross_check(hosts) -> list:
-    """Firewall sources that name a group must name one that has hosts; locking the default
-    user needs an admin to log in instead."""
+    """Locking the image's default user needs an admin to log in instead."""
     from keel.data import Problem
 
-    groups = {group for host in hosts for group in host.groups}
     problems = []
     for host in hosts:
-        problems.extend(_default_user_problems(host, Problem))
-        for key in ("base_firewall_ports", "base_sshd_sources"):
-            for item in host.values.get(key) or []:
-                sources = item.get("sources", []) if isinstance(item, dict) else [item]
-                for source in sources:
-                    if isinstance(source, str) and source.startswith("group:") \
-                            and source[6:] not in groups:
-                        problems.append(Problem(host.name, key, host.sources[key],
-                                                f"'{source}' names a group with no hosts"))
+        default = host.values.get("base_default_user")
+        if "base" not in host.roles or not default:
+            continue
+        admins = [user.get("name") for user in host.values.get("base_admin_users") or []
+                  if isinstance(user, dict) and user.get("state", "present") == "present"]
+        source = host.sources["base_default_user"]
+        if default in admins:
+            problems.append(Problem(host.name, "base_default_user", source,
+                                    f"'{default}' is also in base_admin_users; the admin "
+                                    "must be another user"))
+        elif host.values.get("base_default_user_lock") and not admins:
+            problems.append(Problem(host.name, "base_default_user", source,
+                                    f"'{default}' is to be locked (base_default_user_lock) "
+                                    "but base_admin_users has no admin: nobody could log in"))
     return problems
-
-
-def _default_user_problems(host, Problem) -> list:
-    default = host.values.get("base_default_user")
-    admins = [user.get("name") for user in host.values.get("base_admin_users") or []
-              if isinstance(user, dict) and user.get("state", "present") == "present"]
-    if not default:
-        return []
-    if default in admins:
-        return [Problem(host.name, "base_default_user", host.sources["base_default_user"],
-                        f"'{default}' is also in base_admin_users; the admin must be another "
-                        "user")]
-    if host.values.get("base_default_user_lock") and not admins:
-        return [Problem(host.name, "base_default_user", host.sources["base_default_user"],
-                        f"'{default}' is to be locked (base_default_user_lock) but "
-                        "base_admin_users has no admin: nobody could log in")]
-    return []

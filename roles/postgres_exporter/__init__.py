@@ -53,7 +53,9 @@ def metrics(data: Schema) -> list[Endpoint]:
 def secrets(data: Schema) -> list[SecretFile]:
     return [SecretFile(dest="postgres_exporter/password",
                        secret=data.postgres_exporter_password_secret,
-                       owner="prometheus", group="prometheus", mode="0400")]
+                       owner="prometheus", group="prometheus", mode="0400",
+                       named_by={data.postgres_exporter_password_secret:
+                                 "postgres_exporter_password_secret"})]
 
 
 @deploy("postgres_exporter")

@@ -52,7 +52,9 @@ def secrets(data: Schema) -> list[SecretFile]:
                        uses=(data.redis_exporter_password_secret,),
                        context={"server": data.redis_exporter_server,
                                 "name": data.redis_exporter_password_secret},
-                       owner="prometheus", group="prometheus", mode="0400")]
+                       owner="prometheus", group="prometheus", mode="0400",
+                       named_by={data.redis_exporter_password_secret:
+                                 "redis_exporter_password_secret"})]
 
 
 @deploy("redis_exporter")

@@ -1,0 +1,1 @@
+"""Data for cache hosts, in every environment."""

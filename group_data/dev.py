@@ -1,0 +1,10 @@
+"""dev: the all-in-one developer host. Secrets are not kept here (secrets/dev.yaml)."""
+
+base_admin_users = [
+    {"name": "dev", "ssh_keys": [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILBr/uTQTVBPdkUhRDoUdqhNaCESoVyKwOYov92v4kZl "
+        "dev@example.net",
+    ]},
+]
+# A developer's VM installs upgrades when the developer says so.
+base_unattended_upgrades = False

@@ -1,0 +1,24 @@
+"""staging: data for every staging host. Secrets are not kept here (secrets/staging.yaml)."""
+
+# Admins: passwordless sudo, SSH by key. (Example key: replace with your team's keys.)
+base_admin_users = [
+    {"name": "ops", "ssh_keys": [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILDsxtjr5aYAGU0NwQPKKfNu6z551Jul6smkkQgYeQ2F "
+        "ops@example.net",
+    ]},
+]
+# sshd answers the private network and the operators' VPN only.
+base_sshd_sources = ["10.10.0.0/16", "203.0.113.0/28"]
+# The agents' HTTPS front (edge, on the app hosts), with certificates from Let's Encrypt.
+edge_upstreams = {"agents": {"group": "app", "port": 8080}}
+edge_vhosts = [
+    {"name": "agents", "server_name": "agents.staging.example.net", "upstream": "agents",
+     "tls": "acme"},
+]
+edge_acme = {"server": "https://acme-staging-v02.api.letsencrypt.org/directory",
+             "email": "ops@example.net"}
+# The agents' storage in PostgreSQL on the db host (storage's defaults name this role, its
+# database and the secret postgres_app_password).
+storage_backend = "postgresql"
+postgres_roles = [{"name": "app", "password_secret": "postgres_app_password"}]
+postgres_databases = [{"name": "app", "owner": "app"}]

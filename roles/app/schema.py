@@ -1,0 +1,286 @@
+"""Schema for app's data: services, networks and volumes, with checks across services."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from keel import ROOT
+from keel.schema import Memory, Model, Port, RoleData, Source
+
+ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+ObjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+Duration = Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h)$")]
+AbsPath = Annotated[str, Field(pattern=r"^/[^\s:,]*$")]
+UserSpec = Annotated[str, Field(pattern=r"^[a-z0-9_][a-z0-9_.-]*(:[a-z0-9_][a-z0-9_.-]*)?$")]
+Owner = Annotated[str, Field(pattern=r"^[0-9]+:[0-9]+$")]
+Mode = Annotated[str, Field(pattern=r"^0?[0-7]{3}$")]
+Capability = Annotated[str, Field(pattern=r"^(ALL|[A-Z_]+)$")]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def _address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError("expected an IP address to bind to, e.g. '127.0.0.1'") from None
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError("expected a network such as '10.89.10.0/24'") from None
+    return value
+
+
+def _context(value: str) -> str:
+    path = (ROOT / value).resolve()
+    if not path.is_relative_to(ROOT) or not path.is_dir():
+        raise ValueError("expected a directory inside the repository")
+    return value
+
+
+class Build(Model):
+    # Directory in this repository, shipped to the host and built there.
+    context: Annotated[str, AfterValidator(_context)]
+    file: str = "Containerfile"
+    args: dict[EnvName, str] = {}
+
+
+class Secret(Model):
+    # Secret name (secrets/<env>.yaml).
+    secret: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    # File path inside the container (default /run/secrets/<secret>) ...
+    target: AbsPath | None = None
+    # ... or an environment variable, given through an env-file instead of a mount.
+    env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if self.target and self.env:
+            raise ValueError("set either target (a mounted file) or env (an env-file), not both")
+        return self
+
+
+class PublishedPort(Model):
+    port: Port
+    target: Port
+    address: Annotated[str, AfterValidator(_address)] = "127.0.0.1"
+    proto: Literal["tcp", "udp"] = "tcp"
+    # Who may connect (firewall), for ports bound to a non-loopback address.
+    sources: list[Source] = []
+
+
+class Mount(Model):
+    # A named volume (app_volumes) or an absolute host path.
+    source: Annotated[str, Field(pattern=r"^(/[^\s:,]*|[a-z][a-z0-9_-]{0,62})$")]
+    target: AbsPath
+    read_only: bool = False
+    # Host paths only: owner ("uid:gid") and mode of the directory keel creates.
+    owner: Owner | None = None
+    mode: Mode | None = None
+
+
+class Health(Model):
+    # Exec form ["cmd", "arg"] or a shell command string.
+    test: Annotated[list[str], Field(min_length=1)] | str
+    interval: Duration = "30s"
+    timeout: Duration = "10s"
+    retries: Annotated[int, Field(ge=1)] = 3
+    start_period: Duration = "0s"
+
+
+class Limits(Model):
+    cpus: Annotated[float, Field(gt=0)] | None = None
+    memory: Memory | None = None
+    memory_reservation: Memory | None = None
+    pids: Annotated[int, Field(ge=16)] | None = 512
+
+
+class Hardening(Model):
+    user: UserSpec | None = "65534:65534"
+    read_only: bool = True
+    cap_drop: list[Capability] = ["ALL"]
+    cap_add: list[Capability] = []
+    no_new_privileges: bool = True
+    tmpfs: list[AbsPath] = ["/tmp"]
+
+
+class Service(Model):
+    image: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/:@-]*$")] | None = None
+    build: Build | None = None
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    environment: dict[EnvName, str] = {}
+    # Env-files on the host, read by the engine at start (e.g. the storage role's
+    # /run/keel/secrets/app/storage.env); their roles restart the unit when they change.
+    env_files: list[AbsPath] = []
+    secrets: list[Secret] = []
+    ports: list[PublishedPort] = []
+    volumes: list[Mount] = []
+    networks: list[ObjectName] = []
+    health: Health | None = None
+    limits: Limits = Limits()
+    restart: Literal["no", "on-failure", "always", "unless-stopped"] = "unless-stopped"
+    depends_on: list[ServiceName] = []
+    stop_timeout: Annotated[int, Field(ge=1)] = 10
+    # Hardening, each key overriding app_hardening (e.g. read_only: false).
+    user: UserSpec | None = None
+    read_only: bool | None = None
+    cap_drop: list[Capability] | None = None
+    cap_add: list[Capability] | None = None
+    no_new_privileges: bool | None = None
+    tmpfs: list[AbsPath] | None = None
+
+    @model_validator(mode="after")
+    def _image_or_build(self):
+        if (self.image is None) == (self.build is None):
+            raise ValueError("set exactly one of image (pulled) or build (a context to build)")
+        return self
+
+
+class Network(Model):
+    subnet: Annotated[str, AfterValidator(_cidr)] | None = None
+    # No route out of the host (and no published ports) for its members.
+    internal: bool = False
+
+
+class Volume(Model):
+    # Owner ("uid:gid") and mode of the volume's top directory.
+    owner: Owner | None = None
+    mode: Mode | None = None
+    # Holds data that must be backed up (database, uploads); caches are not critical.
+    critical: bool = False
+
+
+class Schema(RoleData):
+    app_engine: Literal["podman", "docker"]
+    app_services: dict[ServiceName, Service]
+    app_networks: dict[ObjectName, Network]
+    app_volumes: dict[ObjectName, Volume]
+    app_hardening: Hardening
+    app_health_timeout: Annotated[int, Field(ge=5)]
+    app_state_dir: AbsPath
+
+
+# --- checks across services (run by keel.data through cross_check) ----------------------
+
+def service_problems(data: Schema) -> list[tuple[str, str]]:
+    """(key, message) for each inconsistency between services, networks and volumes."""
+    problems: list[tuple[str, str]] = []
+    services = data.app_services
+    bound: dict[tuple[int, str], list[tuple[str, str, str]]] = {}
+    for name, svc in services.items():
+        key = f"app_services.{name}"
+        for i, net in enumerate(svc.networks):
+            if net not in data.app_networks:
+                problems.append((f"{key}.networks[{i}]",
+                                 f"unknown network '{net}'; declare it in app_networks"))
+        for i, mount in enumerate(svc.volumes):
+            if not mount.source.startswith("/") and mount.source not in data.app_volumes:
+                problems.append((f"{key}.volumes[{i}].source",
+                                 f"unknown volume '{mount.source}'; declare it in app_volumes"))
+        for i, dep in enumerate(svc.depends_on):
+            if dep not in services:
+                problems.append((f"{key}.depends_on[{i}]", f"unknown service '{dep}'"))
+            elif dep == name:
+                problems.append((f"{key}.depends_on[{i}]", "a service cannot depend on itself"))
+        if svc.secrets and not _numeric_user(effective(data, svc).user):
+            problems.append((f"{key}.secrets", "services with secrets need a numeric user "
+                             "('uid:gid'), so the secret files can be owned by it"))
+        for i, port in enumerate(svc.ports):
+            for other, okey, addr in bound.get((port.port, port.proto), []):
+                if addr == port.address or "0.0.0.0" in (addr, port.address) \
+                        or "::" in (addr, port.address):
+                    problems.append((f"{key}.ports[{i}]",
+                                     f"port {port.port}/{port.proto} on {port.address} is "
+                                     f"already published by service '{other}' ({okey})"))
+            bound.setdefault((port.port, port.proto), []).append(
+                (name, f"app_services.{name}.ports[{i}]", port.address))
+    cycle = _cycle(services)
+    if cycle:
+        problems.append((f"app_services.{cycle[0]}.depends_on",
+                         "depends_on cycle: " + " -> ".join(cycle)))
+    return problems
+
+
+def _numeric_user(user: str | None) -> bool:
+    return bool(user) and re.match(r"^[0-9]+(:[0-9]+)?$", user) is not None
+
+
+def effective(data: Schema, svc: Service) -> Hardening:
+    """A service's hardening: app_hardening with the service's own overrides."""
+    overrides = {k: getattr(svc, k) for k in Hardening.model_fields if getattr(svc, k) is not None}
+    return data.app_hardening.model_copy(update=overrides)
+
+
+def _cycle(services: dict[str, Service]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> list[str] | None:
+        state[name] = 1
+        stack.append(name)
+        for dep in services[name].depends_on:
+            if dep not in services or dep == name:
+                continue
+            if state.get(dep) == 1:
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[name] = 2
+        return None
+
+    for name in services:
+        if name not in state:
+            found = visit(name)
+            if found:
+                return found
+    return None
+
+
+def start_order(services: dict[str, Service]) -> list[str]:
+    """Services with every dependency before its dependents (data order otherwise)."""
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for dep in services[name].depends_on:
+            visit(dep)
+        order.append(name)
+
+    for name in services:
+        visit(name)
+    return order
+
+
+def cross_check(hosts) -> list:
+    from keel.data import Problem
+
+    problems = []
+    for host in hosts:
+        if "app" not in host.roles:
+            continue
+        try:
+            data = Schema.model_validate({k: host.values[k] for k in Schema.model_fields})
+        except Exception:
+            continue  # reported by the per-host validation
+        for key, message in service_problems(data):
+            top = key.split(".")[0]
+            problems.append(Problem(host.name, key, host.sources.get(top, "?"), message))
+        engine = host.values.get("container_runtime_engine")
+        if "container_runtime" in host.roles and engine and engine != data.app_engine:
+            problems.append(Problem(
+                host.name, "app_engine", host.sources.get("app_engine", "?"),
+                f"'{data.app_engine}' differs from container_runtime_engine '{engine}' "
+                f"(set in {host.sources.get('container_runtime_engine', '?')}); set both"))
+    return problems

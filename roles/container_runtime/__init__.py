@@ -1,0 +1,194 @@
+"""container_runtime: a container engine (podman by default, or docker) configured by data."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pyinfra import host
+from pyinfra.api import FactBase, deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from keel.containers import AUTH_DIR, AUTH_ENV, ImageExists
+from keel.data import settings
+from keel.ops import config_file, text
+from keel.schema import PortRule, size_bytes
+from keel.secrets import SecretFile, deliver
+from roles.container_runtime.schema import Schema  # noqa: F401  (read by keel.data)
+
+DEFAULTS = {
+    # Container engine: "podman" (Debian's podman 4.3) or "docker" (Debian's docker.io).
+    "container_runtime_engine": "podman",
+    # OCI runtime: "runc" or "crun" (nested hosts, e.g. the sandbox, need crun).
+    "container_runtime_oci_runtime": "runc",
+    # cgroup manager: "systemd", or "cgroupfs" where there is no usable systemd/dbus.
+    "container_runtime_cgroup_manager": "systemd",
+    # Storage driver: "overlay"; "fuse-overlayfs" where / is itself overlayfs; "vfs" (slow).
+    "container_runtime_storage_driver": "overlay",
+    # Image and container storage directory; None keeps the engine's default.
+    "container_runtime_storage_root": None,
+    # Size cap of one container's log file (k8s-file for podman, json-file for docker).
+    "container_runtime_log_max_size": "10M",
+    # Rotated log files kept per container (docker; podman truncates at the cap).
+    "container_runtime_log_max_files": 3,
+    # Address pool for container networks that set no subnet (keep it off host networks).
+    "container_runtime_network_pool": "10.89.0.0/16",
+    # Default ulimits of containers, e.g. ["nofile=16384:16384"]; [] keeps the engine's.
+    "container_runtime_default_ulimits": [],
+    # Registries tried, in order, for short image names.
+    "container_runtime_search_registries": ["docker.io"],
+    # Registries: [{location, insecure?, username?, password_secret?, mirrors?: [..]}];
+    # the password comes from the secret named password_secret.
+    "container_runtime_registries": [],
+    # Images built from the host's own Debian files (/usr and a few /etc files), for hosts
+    # with no registry: e.g. ["localhost/keel/debian-host:12"].
+    "container_runtime_host_images": [],
+}
+
+PACKAGES = {
+    "podman": ["podman", "netavark", "aardvark-dns", "iptables", "catatonit"],
+    "docker": ["docker.io", "iptables", "tini"],
+}
+LIBEXEC = "/usr/local/libexec/keel-host-image"
+
+
+def secrets(data: Schema) -> list[SecretFile]:
+    """Registry passwords this host needs (read by root, piped to the engine's login)."""
+    return [SecretFile(dest=f"container_runtime/registry-{_slug(r.location)}",
+                       secret=r.password_secret, named_by={
+                           r.password_secret: f"container_runtime_registries[{i}].password_secret"})
+            for i, r in enumerate(data.container_runtime_registries) if r.password_secret]
+
+
+def ports(data: Schema) -> list[PortRule]:
+    """DNS for containers: podman's aardvark-dns answers on each network's gateway."""
+    if data.container_runtime_engine != "podman":
+        return []
+    return [PortRule(port=53, proto="udp", sources=[data.container_runtime_network_pool],
+                     comment="container DNS (aardvark-dns)")]
+
+
+@deploy("container_runtime")
+def apply() -> None:
+    data = settings("container_runtime")
+    engine = data.container_runtime_engine
+    packages = list(PACKAGES[engine])
+    if data.container_runtime_oci_runtime == "crun":
+        packages.append("crun")
+    if data.container_runtime_storage_driver == "fuse-overlayfs":
+        packages.append("fuse-overlayfs")
+    if engine == "podman":
+        _podman_config(data)
+    else:
+        _docker_config(data)
+    apt.packages(name=f"Install {engine}", packages=packages, no_recommends=True)
+    if engine == "docker":
+        systemd.service(name="Start docker", service="docker", running=True, enabled=True)
+    _logins(data)
+    _host_images(data)
+
+
+def _podman_config(data) -> None:
+    config_file("container_runtime", "containers.conf", "/etc/containers/containers.conf",
+                name="Configure podman (containers.conf)",
+                log_max_bytes=size_bytes(data.container_runtime_log_max_size))
+    config_file("container_runtime", "storage.conf", "/etc/containers/storage.conf",
+                name="Configure podman storage")
+    config_file("container_runtime", "registries.conf",
+                "/etc/containers/registries.conf.d/50-keel.conf",
+                name="Configure registries")
+
+
+def _docker_config(data) -> None:
+    # Written before the package is installed, so dockerd's first start uses it.
+    installed = host.get_fact(server.Which, command="dockerd") is not None
+    # JSON has no comments, so no "managed by keel" line: dockerd rejects unknown keys.
+    conf = files.put(name="Configure docker (daemon.json)", dest="/etc/docker/daemon.json",
+                     src=text(json.dumps(_daemon_json(data), indent=2, sort_keys=True) + "\n"),
+                     mode="0644", create_remote_dir=True)
+    if installed:
+        systemd.service(name="Restart docker", service="docker", running=None, restarted=True,
+                        _if=conf.did_change)
+
+
+DOCKER_STORAGE = {"overlay": "overlay2", "fuse-overlayfs": "fuse-overlayfs", "vfs": "vfs"}
+
+
+def _daemon_json(data) -> dict:
+    conf = {
+        "exec-opts": [f"native.cgroupdriver={data.container_runtime_cgroup_manager}"],
+        "storage-driver": DOCKER_STORAGE[data.container_runtime_storage_driver],
+        "log-driver": "json-file",
+        "log-opts": {"max-size": data.container_runtime_log_max_size.lower(),
+                     "max-file": str(data.container_runtime_log_max_files)},
+        "default-address-pools": [{"base": data.container_runtime_network_pool, "size": 24}],
+        "insecure-registries": [r.location for r in data.container_runtime_registries
+                                if r.insecure],
+        "registry-mirrors": [m for r in data.container_runtime_registries
+                             if r.location == "docker.io" for m in r.mirrors],
+    }
+    if data.container_runtime_oci_runtime == "crun":
+        conf["runtimes"] = {"crun": {"path": "/usr/bin/crun"}}
+        conf["default-runtime"] = "crun"
+    if data.container_runtime_storage_root:
+        conf["data-root"] = data.container_runtime_storage_root
+    if data.container_runtime_default_ulimits:
+        conf["default-ulimits"] = {}
+        for item in data.container_runtime_default_ulimits:
+            name, limits = item.split("=")
+            soft, hard = limits.split(":")
+            conf["default-ulimits"][name] = {"Name": name, "Soft": int(soft), "Hard": int(hard)}
+    return conf
+
+
+class RegistryLogins(FactBase):
+    """{registry: username} logged in through keel's auth file (passwords never leave)."""
+
+    default = dict
+
+    def command(self, engine: str) -> str:
+        path = AUTH_ENV[engine][1] + ("/config.json" if engine == "docker" else "")
+        return ("python3 -c 'import base64,json,sys\n"
+                "try: auths = json.load(open(sys.argv[1]))[\"auths\"]\n"
+                "except OSError: auths = {}\n"
+                "for k, v in auths.items(): "
+                "print(k, base64.b64decode(v[\"auth\"]).split(b\":\")[0].decode())' "
+                f"{path}")
+
+    def process(self, output) -> dict[str, str]:
+        return dict(line.split(" ", 1) for line in output if " " in line)
+
+
+def _logins(data) -> None:
+    registries = [r for r in data.container_runtime_registries if r.password_secret]
+    if not registries:
+        return
+    engine = data.container_runtime_engine
+    var, path = AUTH_ENV[engine]
+    files.directory(name="Registry login directory (tmpfs)", path=AUTH_DIR, mode="0700")
+    logins = host.get_fact(RegistryLogins, engine=engine)
+    for registry, file in zip(registries, secrets(data), strict=True):
+        secret = deliver(name=f"Registry password for {registry.location}", file=file)
+        command = (f"{var}={path} {engine} login --username {registry.username} "
+                   f"--password-stdin {registry.location} < {file.path}")
+        if logins.get(registry.location) != registry.username:
+            server.shell(name=f"Log in to {registry.location}", commands=[command])
+        else:
+            server.shell(name=f"Log in to {registry.location} (password rotated)",
+                         commands=[command], _if=secret.did_change)
+
+
+def _slug(location: str) -> str:
+    return re.sub(r"[^a-z0-9.-]", "_", location)
+
+
+def _host_images(data) -> None:
+    if not data.container_runtime_host_images:
+        return
+    engine = data.container_runtime_engine
+    config_file("container_runtime", "host-image.sh", LIBEXEC, mode="0755",
+                name="Install host image builder")
+    for image in data.container_runtime_host_images:
+        if not host.get_fact(ImageExists, engine=engine, image=image):
+            server.shell(name=f"Build image {image} from the host's files",
+                         commands=[f"{LIBEXEC} {engine} {image}"])
