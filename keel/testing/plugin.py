@@ -44,10 +44,10 @@ class SecretsEnv:
         self.env = {"KEEL_SECRETS_DIR": str(root / "secrets"),
                     "KEEL_AGE_KEY_FILE": str(root / "age" / "keys.txt")}
         # The repo's other environments stay as committed (their values are never decrypted
-        # in tests); the sandbox gets its own throwaway values.
+        # in tests); the sandbox and the VM (per machine, not committed) get throwaway values.
         if (ROOT / "secrets").is_dir():
             shutil.copytree(ROOT / "secrets", root / "secrets",
-                            ignore=shutil.ignore_patterns("sandbox.*"))
+                            ignore=shutil.ignore_patterns("sandbox.*", "vm.*"))
         os.environ.update(self.env)
         _, public, _ = store.create_identity()
         store.set_recipients("sandbox", [public])
