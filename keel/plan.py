@@ -43,7 +43,7 @@ class FileDiff:
 @dataclass
 class HostPlan:
     changes: list[Change] = field(default_factory=list)
-    # Operations that then run because a change happens (a restart, a reload).
+    # Operations that may then run, if what triggers them changes (a restart, a reload).
     conditional: list[Change] = field(default_factory=list)
     files: list[FileDiff] = field(default_factory=list)
 
@@ -88,7 +88,9 @@ class Plan:
             for role in plan.roles:
                 lines += ["", f"### {role}", ""]
                 lines += [f"- {c.operation}" for c in plan.changes if c.role == role]
-                lines += [f"- then: {c.operation}" for c in plan.conditional if c.role == role]
+                maybe = [c.operation for c in plan.conditional if c.role == role]
+                if maybe:
+                    lines.append(f"- and if what triggers them changes: {', '.join(maybe)}")
             if plan.files:
                 lines += ["", "### Files"]
             for diff in plan.files:
@@ -123,17 +125,17 @@ def _diffs(stderr: str) -> dict[str, list[FileDiff]]:
 
 def parse(document: dict, stderr: str) -> dict[str, HostPlan]:
     hosts = {m["host"]: HostPlan() for m in map(CONNECTED.match, stderr.splitlines()) if m}
-    after_change: set[str] = set()
+    changed: set[tuple[str, str]] = set()  # (host, role) with a change so far
     for op in document.get("plan", []):
         change = _role_and_name(op["name"])
         for name in op["hosts_with_change"]:
             hosts.setdefault(name, HostPlan()).changes.append(change)
-        for name in set(op["hosts_with_conditional_change"]) & after_change:
-            hosts[name].conditional.append(change)
-        # pyinfra does not say what a conditional operation follows; keel's roles put each
-        # right after the operation that triggers it (write a config, then reload).
-        after_change = set(op["hosts_with_change"]) | (
-            set(op["hosts_with_conditional_change"]) & after_change)
+            changed.add((name, change.role))
+        # pyinfra does not say what a conditional operation follows: a role's restarts and
+        # reloads that come after one of its changes may run.
+        for name in op["hosts_with_conditional_change"]:
+            if (name, change.role) in changed:
+                hosts[name].conditional.append(change)
     for name, diffs in _diffs(stderr).items():
         hosts.setdefault(name, HostPlan()).files.extend(diffs)
     return dict(sorted(hosts.items()))

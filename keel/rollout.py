@@ -37,7 +37,7 @@ def group_hosts(inventory: Path, group: str) -> list[str]:
     """Host names of one group, in inventory order."""
     from keel.inventory import load
 
-    hosts = [h.name for h in load(inventory) if group in h.groups]
+    hosts = [h.name for h in load(inventory).hosts if group in h.groups]
     if not hosts:
         raise KeelError(f"{inventory.name}: group '{group}' has no hosts")
     return hosts

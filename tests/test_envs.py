@@ -80,13 +80,14 @@ def test_hand_edit_shows_in_plan_and_drift_then_converge_repairs(fleet, harness,
     assert result["summary"]["hosts_with_changes"] == 1
     host = result["hosts"]["e-db1"]
     assert host["changes"] == [{"role": "base", "operation": "Cap journald disk use"}]
-    assert host["conditional"] == [{"role": "base", "operation": "Restart journald"}]
+    assert host["conditional"][0] == {"role": "base", "operation": "Restart journald"}
     assert host["files"] == [{"path": JOURNALD, "action": "modify", "diff": [
         "@@ -1,3 +1,3 @@", "  # managed by keel: roles/base", "  [Journal]",
         "- SystemMaxUse=5G", f"+ SystemMaxUse={wanted}"]}]
     assert result["hosts"]["e-app1"]["changes"] == []
     assert "| e-db1 | 1 | base |" in result["markdown"]
-    assert "- Cap journald disk use\n- then: Restart journald\n" in result["markdown"]
+    assert "- Cap journald disk use\n- and if what triggers them changes: Restart journald" \
+        in result["markdown"]
 
     drift = keel("drift", str(inventory), "--deploy", DEPLOY)
     assert drift.returncode == 2, drift.stdout + drift.stderr

@@ -306,11 +306,16 @@ def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:
     taken = {h.address for h in hosts().values() if h.address}
     network = ipaddress.ip_network(SUBNET)
     slots = list(network.hosts())[9:250]
-    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(slots)
+    digest = hashlib.sha256(name.encode()).digest()
+    start = int.from_bytes(digest, "big") % len(slots)
+    # A fixed MAC too: the controller's ARP entry for the address stays right when the host
+    # is recreated (with a new MAC it kept the old one for up to a minute: "sshd does not
+    # answer").
+    mac = "02:" + ":".join(f"{b:02x}" for b in digest[:5])
     for address in slots[start:] + slots[:start]:
         if str(address) in taken:
             continue
-        proc = podman(*argv, "--ip", str(address), tag, check=False)
+        proc = podman(*argv, "--ip", str(address), "--mac-address", mac, tag, check=False)
         if proc.returncode == 0:
             return
         if b"in use" not in proc.stderr and b"already allocated" not in proc.stderr:
