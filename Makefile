@@ -70,8 +70,10 @@ molecule: setup image
 lint: venv
 	$(BIN)/ruff check .
 
+# Not part of `test`: starts up to 20 sandbox hosts (b-*); about 70 min here (README).
+BENCH_ARGS ?=
 bench: setup image
-	$(BIN)/python bench/converge.py
+	$(BIN)/python bench/converge.py $(BENCH_ARGS)
 
 down: venv
 	$(BIN)/keel sandbox down

@@ -45,7 +45,26 @@ def hosts_data(env: str, groups: dict[str, list[HostSpec]], source: str,
     ]
 
 
-_captured: list[HostData] | None = None
+def cli_overrides(argv: list[str]) -> dict[str, Any]:
+    """pyinfra's `--data key=value` values, parsed as pyinfra parses them.
+
+    pyinfra applies them over every host after the inventory loads; keel layers them here
+    too, so they are validated with the rest of the data before any host is contacted.
+    """
+    from pyinfra_cli.util import parse_cli_arg
+
+    found = {}
+    for i, arg in enumerate(argv):
+        if arg == "--data" and i + 1 < len(argv):
+            item = argv[i + 1]
+        elif arg.startswith("--data="):
+            item = arg.removeprefix("--data=")
+        else:
+            continue
+        if "=" in item:
+            key, value = item.split("=", 1)
+            found[key] = parse_cli_arg(value)
+    return found
 
 
 def groups(env: str, groups: dict[str, list[HostSpec]], *, source: str,
@@ -55,6 +74,9 @@ def groups(env: str, groups: dict[str, list[HostSpec]], *, source: str,
     if _collecting is not None:
         _collecting.append((env, hosts))
     else:
+        overrides = cli_overrides(sys.argv)
+        for host in hosts:
+            host.set_layer("--data (command line)", overrides)
         # debug-inventory only prints data: it needs no secret decrypted.
         problems = check(hosts, decrypt="debug-inventory" not in sys.argv)
         if problems:

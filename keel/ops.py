@@ -44,12 +44,67 @@ class ManagedFile(FactBase):
         return {"user": user, "group": group, "mode": int(mode, 8), "sha1": output[1].strip()}
 
 
+class ManagedFiles(FactBase):
+    """ManagedFile of many paths in one round trip: {path: state} of those that exist."""
+
+    default = dict
+
+    def command(self, paths: list[str]) -> str:
+        return ("for p in " + " ".join(shlex.quote(p) for p in paths) + "; do "
+                '[ -f "$p" ] && s=$(stat -c \'%U %G %a\' "$p") && '
+                'h=$(sha1sum < "$p" | cut -c1-40) && printf \'%s %s %s\\n\' "$h" "$s" "$p"; '
+                "done; true")
+
+    def process(self, output) -> dict:
+        states = {}
+        for line in output:
+            sha1, user, group, mode, path = line.split(" ", 4)
+            states[path] = {"user": user, "group": group, "mode": int(mode, 8), "sha1": sha1}
+        return states
+
+
+# A no-op run spends most of its time in round trips, one per operation. Every managed file
+# a host will get is known once the deploy is loaded (before any operation runs), so the first
+# check reads them all at once. The batch is trusted only while no operation has executed a
+# command on the host since it was read; after that a check reads again.
+_declared: dict[str, set[str]] = {}
+_batch: dict[str, tuple[int, set[str], dict]] = {}
+
+
+def _executed_ops() -> int:
+    return sum(1 for op in state.ops[host].values() if op.operation_meta.executed)
+
+
+def _file_state(dest: str):
+    declared = _declared.get(host.name, set())
+    if dest not in declared:
+        return host.get_fact(ManagedFile, path=dest)
+    executed = _executed_ops()
+    batch = _batch.get(host.name)
+    if batch is None or batch[0] != executed:
+        batch = _batch[host.name] = (executed, set(), {})
+    if dest not in batch[1]:
+        # Only paths not read yet: a plan checks each file as it is declared.
+        new = declared - batch[1]
+        batch[2].update(host.get_fact(ManagedFiles, paths=sorted(new)))
+        batch[1].update(new)
+    return batch[2].get(dest)
+
+
+def managed_file(*, name: str, dest: str, content: str, mode: str = "0644", user: str = "root",
+                 group: str = "root", **kwargs):
+    """A file with exactly this content, owner and mode: no round trip of its own when in
+    place (see _file_state)."""
+    _declared.setdefault(host.name, set()).add(dest)
+    return _managed_file(name=name, dest=dest, content=content, mode=mode, user=user,
+                         group=group, **kwargs)
+
+
 @operation()
-def managed_file(dest: str, content: str, mode: str = "0644", user: str = "root",
-                 group: str = "root"):
-    """A file with exactly this content, owner and mode: one fact round trip when in place."""
+def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root",
+                  group: str = "root"):
     body = content.encode()
-    current = host.get_fact(ManagedFile, path=dest)
+    current = _file_state(dest)
     if current is not None and current["sha1"] == hashlib.sha1(body).hexdigest():
         if current["mode"] != int(mode, 8):
             yield chmod(dest, mode)
@@ -92,6 +147,34 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
         data=settings(role), host=host, **context)
     return managed_file(name=name, dest=dest, content=content, mode=mode, user=user,
                         group=group)
+
+
+class UnitState(FactBase):
+    """Whether a systemd unit runs and is enabled, in one round trip (pyinfra's
+    systemd.service asks twice). Same reading as pyinfra's SystemdStatus/SystemdEnabled."""
+
+    def command(self, unit: str) -> str:
+        return f"systemctl show --property SubState --property UnitFileState {shlex.quote(unit)}"
+
+    def process(self, output) -> dict[str, bool]:
+        props = dict(line.strip().split("=", 1) for line in output if "=" in line)
+        return {"running": props.get("SubState") in
+                ("running", "waiting", "exited", "listening", "mounted"),
+                "enabled": props.get("UnitFileState") in ("enabled", "static")}
+
+
+@operation()
+def service(service: str, running: bool | None = None, enabled: bool | None = None,
+            daemon_reload: bool = False):
+    """Start/stop and enable/disable a systemd unit (restarts and reloads: systemd.service)."""
+    if daemon_reload:
+        yield "systemctl daemon-reload"
+    current = host.get_fact(UnitState, unit=service)
+    q = shlex.quote(service)
+    if running is not None and running != current["running"]:
+        yield f"systemctl {'start' if running else 'stop'} {q}"
+    if enabled is not None and enabled != current["enabled"]:
+        yield f"systemctl {'enable' if enabled else 'disable'} {q}"
 
 
 def render(role: str, template: str, **context) -> str:
@@ -185,3 +268,14 @@ def log_masked_diff(path: str, content: str) -> None:
     for line in masked_diff(current, masked_lines(content.splitlines())):
         logger.info("  %s", line)
     logger.info("")
+
+
+@operation()
+def restart_readers(path: str):
+    """Restart the running units whose unit file names `path` (EnvironmentFile=, --env-file):
+    the services that read it, found on the host when the operation runs, and no others.
+    Stopped units are left alone (they read the file when they start). Pass `_if=`."""
+    yield StringCommand(
+        "rc=0; for f in $(grep -lF -- " + shlex.quote(path) + " /etc/systemd/system/*.service "
+        "2>/dev/null); do u=${f##*/}; if systemctl is-active --quiet \"$u\"; then "
+        "systemctl restart \"$u\" || rc=1; fi; done; exit $rc")

@@ -1,8 +1,7 @@
 """claude_cli on a real host: the pinned CLI as its own user, settings and sub-agents from data,
 and the headless wrapper's exact argv (captured from /proc) with the key only in its environment.
 
-The 172 MB tarball is kept in a controller cache and copied into the host's cache dir, where
-the role verifies it against the registry's integrity before using it.
+The 172 MB tarball comes from the controller's cache when it has one (tests/claude_cache.py).
 """
 
 import hashlib
@@ -12,24 +11,16 @@ import secrets as random
 import shlex
 import subprocess
 
+import claude_cache
 import pytest
+from claude_cache import VERSION
 
-from keel import ROOT, sandbox
+from keel import ROOT
 from keel.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/claude_cli.py"
 DATA = ROOT / "roles/claude_cli/tests/data.py"
-VERSION = "2.1.328"
-TARBALL = f"claude-code-linux-x64-{VERSION}.tgz"
-HOST_CACHE = "/var/cache/keel/claude-code"
-
-
-def controller_cache():
-    path = sandbox.state_dir().parent / "cache" / "claude-code"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
 
 @pytest.fixture(scope="module")
 def key(secrets_env):
@@ -41,17 +32,10 @@ def key(secrets_env):
 @pytest.fixture(scope="module")
 def converged(sandbox_hosts, harness, key):
     (host,) = sandbox_hosts("k-cli1")
-    container = sandbox.container_name(host.name)
-    cached = controller_cache() / TARBALL
-    if cached.exists():
-        ssh(host, f"install -d -m 0700 /var/cache/keel {HOST_CACHE}")
-        sandbox.podman("cp", str(cached), f"{container}:{HOST_CACHE}/{TARBALL}")
+    claude_cache.seed(host)
     inventory = harness.inventory({"app": [host]}, data_files=[DATA])
     runs = harness.assert_idempotent(inventory, DEPLOY)
-    if not cached.exists():
-        part = cached.with_suffix(".part")
-        sandbox.podman("cp", f"{container}:{HOST_CACHE}/{TARBALL}", str(part))
-        part.rename(cached)
+    claude_cache.keep(host)
     return host, inventory, runs
 
 

@@ -163,6 +163,10 @@ CASES = {
         {"claude_cli_version": "latest"}, "claude_cli_version", "match pattern"),
     "claude auth choice": Case(
         {"claude_cli_auth": "password"}, "claude_cli_auth", "'api_key', 'oauth_token' or 'none'"),
+    "claude key in no secret": Case(
+        {"claude_cli_auth": "api_key", "claude_cli_auth_secret": "nosuch_api_key"},
+        "claude_cli_auth_secret", "secret nosuch_api_key (needed by role claude_cli) is not set "
+        "in secrets/sandbox.yaml", across=True),
     "subagent without a prompt": Case(
         {"claude_cli_subagents": [{"name": "reviewer", "description": "reviews diffs"}]},
         "claude_cli_subagents[0].prompt", "required key is missing"),
@@ -260,6 +264,21 @@ def test_pyinfra_stops_before_connecting_across_hosts(harness, name):
     run = harness.run(inventory, "deploys/site.py")
     _stops_before_connecting(run)
     _one_line(run.stderr, "e-bad1", case, f"{inventory.stem}_data.py")
+
+
+def test_cli_data_overrides_are_validated(harness):
+    """`pyinfra --data key=value` is data too: checked before connecting, named as its source."""
+    inventory = _inventory(harness, "cli_data", Case({}, "", ""))
+    run = harness.run(inventory, "deploys/site.py",
+                      args=["--data", "base_sshd_port=ssh", "--data=base_timezon=UTC"])
+    _stops_before_connecting(run)
+    problems = sorted(ln.strip() for ln in run.stderr.splitlines()
+                      if ln.strip().startswith("e-bad1:"))
+    assert len(problems) == 2, run.stderr
+    assert problems[0].startswith(
+        "e-bad1: base_sshd_port (set in --data (command line)): expected a valid integer")
+    assert problems[1] == "e-bad1: base_timezon (set in --data (command line)): " \
+        "unknown key; did you mean 'base_timezone'?"
 
 
 # --- the mechanisms roles build on, with a stand-in role -------------------------------

@@ -27,18 +27,13 @@ def test_templates_carry_managed_header(name):
             template.read_text().splitlines()[1], template
 
 
-# Roles whose developers have yet to add their scenario (strict: adding it fails this list).
-SCENARIO_PENDING = {"edge", "claude_cli", "container_runtime", "app", "node_exporter",
-                    "postgres_exporter", "redis_exporter", "prometheus"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="scenario to be added"))
-    if name in SCENARIO_PENDING else name for name in ROLES
-])
+@pytest.mark.parametrize("name", list(ROLES))
 def test_molecule_scenario(name):
-    """Each role has a scenario whose instances carry the overridable prefix and the role name."""
+    """Each role has a scenario whose instances carry the overridable prefix and the role name,
+    and testinfra tests for its verify step."""
     path = ROOT / "roles" / name / "molecule" / "default" / "molecule.yml"
     assert path.exists(), f"{path.relative_to(ROOT)} is missing (README.md, Molecule)"
     for platform in yaml.safe_load(path.read_text())["platforms"]:
         assert platform["name"].startswith("${KEEL_MOLECULE_PREFIX:-mol-}" + name), platform
+    tests = list((ROOT / "roles" / name / "tests").glob("test_*.py"))
+    assert tests, f"roles/{name}/tests has no testinfra tests: molecule verify checks nothing"

@@ -1,51 +1,73 @@
-"""storage on real hosts: local, s3 (moto's server) and postgresql backends, the live check,
-switching backends (re-renders the environment, restarts only its consumer), bad data."""
+"""storage on real hosts, with a real app reading its environment: local, s3 (moto's server on
+the db host) and postgresql (keel's postgres role) backends and the live check; switching
+backends re-renders the environment and restarts only the app service that reads it; bad data.
+Also claude_cli's side of the app (DEFAULT_MODEL & co. in the container) and a headless call
+without network, which fails in the CLI itself.
 
+k-app1 (privileged: containers) runs storage, claude_cli, container_runtime and app: service
+`agent` lists storage's and claude_cli's env-files, `worker` lists none. k-db1 runs postgres,
+redis and moto. The tests run in file order and share the hosts.
+"""
+
+import hashlib
+import json
 import re
 import secrets as random
-import subprocess
 import threading
 
+import claude_cache
 import pytest
 
+from keel import ROOT
 from keel.sandbox import Host
-from keel.testing import ssh
+from keel.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
-DEPLOY = "tests/deploys/storage_consumers.py"
-QUICK = {"KEEL_TEST_BASE": "0"}  # base and secrets already converged on the host
+DEPLOY = "tests/deploys/storage_app.py"
+QUICK = {"KEEL_TEST_BASE": "0"}  # base and secrets already converged on the hosts
 ENV = "/run/keel/secrets/app/storage.env"
+CLAUDE_ENV = "/etc/keel/app/claude-cli.env"
 BUCKET = "keel-agent"
-
-# The test's PostgreSQL and moto server (the postgres role is not in main yet).
-BACKENDS_SETUP = """set -e
+# moto's S3 server on the db host, with the bucket the app uses.
+MOTO = f"""set -e
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends python3-venv postgresql >/dev/null
+apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 python3 -m venv /opt/moto
 # pip needs the CA bundle the sandbox image carries (a trait of this test machine).
 PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/moto/bin/pip install -q 'moto[server]'
 systemd-run --unit=keel-moto /opt/moto/bin/moto_server -H 0.0.0.0 -p 5000
-PG=/etc/postgresql/15/main
-echo "listen_addresses = '*'" >> $PG/postgresql.conf
-echo "host all all 198.51.100.0/24 scram-sha-256" >> $PG/pg_hba.conf
-systemctl restart postgresql
-runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<'SQL'
-CREATE ROLE app LOGIN PASSWORD '{password}';
-CREATE DATABASE app OWNER app;
-SQL
 /opt/moto/bin/python - <<'PY'
 import time, boto3
 s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
                   aws_access_key_id="x", aws_secret_access_key="x")
 for _ in range(100):
     try:
-        s3.create_bucket(Bucket="{bucket}")
+        s3.create_bucket(Bucket="{BUCKET}")
         break
     except Exception:
         time.sleep(0.2)
 PY
 """
+HEALTH = {"test": ["python3", "/app/standin.py", "health"], "interval": "2s", "timeout": "5s",
+          "retries": 3, "start_period": "10s"}
+DATA = {
+    "claude_cli_auth": "none", "claude_cli_model": "haiku",
+    "claude_cli_allowed_tools": ["Read", "Grep"], "claude_cli_cache_dir": claude_cache.HOST_CACHE,
+    "app_services": {
+        "agent": {"build": {"context": "tests/images/standin"}, "env_files": [ENV, CLAUDE_ENV],
+                  "environment": {"STANDIN_PORT": "8000"}, "networks": ["agent"],
+                  "health": HEALTH},
+        "worker": {"build": {"context": "tests/images/standin"},
+                   "environment": {"STANDIN_PORT": "8001"}, "networks": ["agent"],
+                   "health": HEALTH},
+    },
+    "app_networks": {"agent": {}},
+    "postgres_roles": [{"name": "app", "password_secret": "postgres_app_password"}],
+    "postgres_databases": [{"name": "app", "owner": "app"}],
+}
+# Units whose restarts the switches watch: (host index, unit).
+WATCHED = [(0, "app-agent"), (0, "app-worker"), (1, "postgresql@15-main"),
+           (1, "redis-server")]
 
 
 def canary() -> str:
@@ -56,7 +78,8 @@ def canary() -> str:
 def values(secrets_env):
     values = {"storage_s3_access_key_id": "AKIA" + random.token_hex(8).upper(),
               "storage_s3_secret_access_key": canary(), "postgres_app_password": canary(),
-              "postgres_monitor_password": canary()}  # the db host's exporter
+              # The db host's exporters.
+              "postgres_monitor_password": canary(), "redis_exporter_password": canary()}
     for name, value in values.items():
         secrets_env.set(name, value)
     return values
@@ -64,62 +87,58 @@ def values(secrets_env):
 
 @pytest.fixture(scope="module")
 def hosts(sandbox_hosts):
-    return sandbox_hosts("k-app1", "k-s3")
-
-
-@pytest.fixture(scope="module")
-def backends(hosts, values):
-    """Sets the backends up on k-s3 in the background, while k-app1 converges."""
-    _, server = hosts
-    script = BACKENDS_SETUP.replace("{password}", values["postgres_app_password"]) \
-        .replace("{bucket}", BUCKET)
-    result = {}
-
-    def run():
-        # From a file: apt's maintainer scripts would eat a script fed on stdin.
-        subprocess.run(server.ssh_argv("cat > /root/keel-backends.sh"), input=script,
-                       text=True, check=True, timeout=60)
-        result["proc"] = subprocess.run(server.ssh_argv("sh /root/keel-backends.sh"),
-                                        stdin=subprocess.DEVNULL, text=True,
-                                        capture_output=True, timeout=900)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-
-    def ready():
-        thread.join()
-        proc = result["proc"]
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return server
-
-    return ready
+    (app,) = sandbox_hosts("k-app1", privileged=True)
+    (db,) = sandbox_hosts("k-db1")
+    return app, db
 
 
 def inventory(harness, hosts, name, **data):
-    app, server = hosts
-    base = {"storage_consumers": ["keel-test-app"], "claude_cli_auth": "none"}
-    return harness.inventory({"app": [app], "db": [server]}, data={**base, **data}, name=name)
+    app, db = hosts
+    return harness.inventory({"app": [app], "db": [db], "cache": [db]},
+                             data={**DATA, **data}, name=name)
 
 
-def converge_twice(harness, inv, env=None):
-    """Converge app (k-app1 only), then again: the second run changes nothing."""
-    first = harness.converge(inv, DEPLOY, args=["--limit", "k-app1"], env=env)
-    second = harness.converge(inv, DEPLOY, args=["--limit", "k-app1"], env=env)
-    assert second.changed() == {}, f"second run changed: {second.changed()}"
-    return first
+def invocations(hosts) -> dict[str, str]:
+    return {unit: ssh(hosts[i], f"systemctl show -p InvocationID --value {unit}").stdout.strip()
+            for i, unit in WATCHED}
 
 
-def pid(host, unit):
-    return ssh(host, f"systemctl show -p MainPID --value {unit}").stdout.strip()
+def in_agent(app, command: str) -> str:
+    out = ssh(app, f"podman exec agent sh -c '{command}'")
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 @pytest.fixture(scope="module")
-def local(harness, hosts, backends, values):
+def local(harness, hosts, values):
+    """Converged with the local backend: k-app1 first while k-db1 sets up moto, then both."""
+    app, db = hosts
+    result = {}
+
+    def setup_db():
+        result["apt"] = ssh(db, "apt-get update -qq", timeout=300)
+        result["moto"] = ssh(db, f"cat > /root/moto.sh <<'EOF'\n{MOTO}EOF\nsh /root/moto.sh",
+                             timeout=600)
+
+    thread = threading.Thread(target=setup_db)
+    thread.start()
+    claude_cache.seed(app)
     inv = inventory(harness, hosts, "local")
-    first = converge_twice(harness, inv)
-    plan = harness.run(inv, DEPLOY, dry=True, diff=True, args=["--limit", "k-app1"]).check()
-    assert plan.changed() == {}, plan.changed()
-    return first
+    try:
+        first = harness.converge(inv, DEPLOY, args=["--limit", "k-app1"])
+    finally:
+        thread.join()
+    for step in ("apt", "moto"):
+        assert result[step].returncode == 0, result[step].stdout + result[step].stderr
+    claude_cache.keep(app)
+    runs = harness.assert_idempotent(inv, DEPLOY)
+    return first, *runs
+
+
+def test_local_converges_then_no_changes(local):
+    first, db_first, second, plan = local
+    assert "k-app1" in first.changed() and set(db_first.changed()) == {"k-db1"}
+    assert second.changed() == {} and plan.changed() == {}
 
 
 def test_local_backend_tree_owner_and_modes(local, hosts):
@@ -136,36 +155,76 @@ def test_local_backend_tree_owner_and_modes(local, hosts):
     assert ssh(app, "ls -A /srv/app/data/db").stdout == ""  # the probe cleaned up
 
 
-def switch(harness, hosts, name, **data):
+def test_testinfra_checks(local, hosts):
+    result = run_testinfra([hosts[0]], ROOT / "roles/storage/tests")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_app_receives_storage_and_claude_settings(local, hosts):
+    app, db = hosts
+    got = in_agent(app, "printenv STORAGE_BACKEND REDIS_URL DEFAULT_MODEL DEFAULT_ALLOWED_TOOLS "
+                        "ENABLE_SUBAGENTS CLAUDE_HEADLESS")
+    assert got.splitlines() == ["local", f"redis://{db.address}:6379/0", "haiku", "Read,Grep",
+                                "true", "/usr/local/bin/claude-headless"]
+    # The unit waits for keel-secrets (the env-file is on its tmpfs) and names both files.
+    unit = ssh(app, "systemctl cat app-agent").stdout
+    assert re.search(r"^After=.*keel-secrets\.service", unit, re.M)
+    assert f"--env-file {ENV} --env-file {CLAUDE_ENV}" in unit
+    worker = ssh(app, "podman exec worker printenv STORAGE_BACKEND").returncode
+    assert worker == 1, "the worker reads the storage environment"
+
+
+def test_headless_call_without_network_fails_in_the_cli(local, hosts):
+    """The wiring: the wrapper (run by root) reaches the CLI as claude, in a network namespace
+    with no network at all, and the CLI answers with its own error (no credential here)."""
     app, _ = hosts
-    before = {u: pid(app, u) for u in ("keel-test-app", "keel-test-other")}
+    out = ssh(app, "cd /tmp && timeout 60 unshare -n claude-headless -- 'Say hi'; echo rc=$?",
+              timeout=90)
+    result = json.loads(out.stdout.splitlines()[0])
+    assert result["type"] == "result" and result["is_error"] is True, out.stdout
+    assert "Not logged in" in result["result"], result["result"]
+    assert out.stdout.splitlines()[-1] == "rc=1", out.stdout + out.stderr
+
+
+def switch(harness, hosts, name, again=True, **data):
+    """Converge both hosts on another backend (and again: no change): only app-agent restarts."""
+    before = invocations(hosts)
     inv = inventory(harness, hosts, name, **data)
-    first = converge_twice(harness, inv, env=QUICK)
-    after = {u: pid(app, u) for u in before}
-    assert after["keel-test-app"] != before["keel-test-app"], "consumer not restarted"
-    assert after["keel-test-other"] == before["keel-test-other"], "non-consumer restarted"
+    first = harness.converge(inv, DEPLOY, env=QUICK)
+    if again:
+        second = harness.converge(inv, DEPLOY, env=QUICK)
+        assert second.changed() == {}, f"second run changed: {second.changed()}"
+    after = invocations(hosts)
+    restarted = {unit for unit in before if before[unit] != after[unit]}
+    assert restarted == {"app-agent"}, f"restarted: {restarted}"
+    assert first.changed().keys() == {"k-app1"}, first.changed()
     return inv, first
 
 
 @pytest.fixture(scope="module")
-def s3(local, harness, hosts, backends, values):
-    server = backends()
-    return switch(harness, hosts, "s3", storage_backend="s3", storage_s3_bucket=BUCKET,
+def s3(local, harness, hosts):
+    _, db = hosts
+    # Its second run is left out for time: the postgresql switch runs one.
+    return switch(harness, hosts, "s3", again=False, storage_backend="s3",
+                  storage_s3_bucket=BUCKET,
                   storage_s3_prefix="agents/test",
-                  storage_s3_endpoint=f"http://{server.address}:5000")
+                  storage_s3_endpoint=f"http://{db.address}:5000")
 
 
 def test_s3_backend_env_and_live_check(s3, hosts, values):
-    app, server = hosts
+    app, db = hosts
     _, first = s3
     env = ssh(app, f"cat {ENV}").stdout
     assert "STORAGE_BACKEND=s3\n" in env and f"S3_BUCKET={BUCKET}\n" in env
-    assert f"S3_ENDPOINT_URL=http://{server.address}:5000\n" in env
+    assert f"S3_ENDPOINT_URL=http://{db.address}:5000\n" in env
     assert f"AWS_SECRET_ACCESS_KEY={values['storage_s3_secret_access_key']}\n" in env
-    assert "storage | Restart keel-test-app for the new storage environment" \
-        in first.changed()["k-app1"]
+    assert set(first.changed()["k-app1"]) == {
+        "storage | Install the s3 client",
+        "storage | Deliver the app's storage environment (s3)",
+        "storage | Restart the services that read the storage environment"}
+    assert in_agent(app, "printenv STORAGE_BACKEND S3_BUCKET").split() == ["s3", BUCKET]
     # The check really wrote, read and deleted its probe object on the server.
-    log = re.sub(r"\x1b\[[0-9;]*m", "", ssh(server, "journalctl -u keel-moto -o cat").stdout)
+    log = re.sub(r"\x1b\[[0-9;]*m", "", ssh(db, "journalctl -u keel-moto -o cat").stdout)
     for verb in ("PUT", "GET", "DELETE"):
         assert f"{verb} /{BUCKET}/agents/test/.keel-probe-k-app1-" in log, verb
     for value in values.values():
@@ -173,30 +232,34 @@ def test_s3_backend_env_and_live_check(s3, hosts, values):
 
 
 def test_s3_failure_names_backend_and_endpoint(s3, harness, hosts):
-    _, server = hosts
+    _, db = hosts
     inv = inventory(harness, hosts, "s3_missing", storage_backend="s3",
                     storage_s3_bucket="keel-no-such-bucket",
-                    storage_s3_endpoint=f"http://{server.address}:5000")
+                    storage_s3_endpoint=f"http://{db.address}:5000")
     run = harness.run(inv, DEPLOY, args=["--limit", "k-app1"], env=QUICK, as_json=False)
     assert run.returncode != 0
-    assert (f"storage check failed: backend s3 at http://{server.address}:5000, bucket "
+    assert (f"storage check failed: backend s3 at http://{db.address}:5000, bucket "
             "keel-no-such-bucket is not reachable and writable: NoSuchBucket") in run.output
 
 
 @pytest.fixture(scope="module")
-def postgresql(s3, harness, hosts, backends):
+def postgresql(s3, harness, hosts):
+    # After the failed run above: the s3 file of the bucket that does not exist is in place.
     return switch(harness, hosts, "postgresql", storage_backend="postgresql")
 
 
 def test_postgresql_backend_from_db_group_and_secret(postgresql, hosts, values):
-    app, server = hosts
+    app, db = hosts
     env = ssh(app, f"cat {ENV}").stdout
-    assert "STORAGE_BACKEND=postgresql\n" in env
-    assert (f"DATABASE_URL=postgresql+asyncpg://app:{values['postgres_app_password']}"
-            f"@{server.address}:5432/app\n") in env
+    url = (f"postgresql+asyncpg://app:{values['postgres_app_password']}"
+           f"@{db.address}:5432/app")
+    assert "STORAGE_BACKEND=postgresql\n" in env and f"DATABASE_URL={url}\n" in env
     assert "AWS_SECRET_ACCESS_KEY" not in env
+    # The restarted app has the new URL (compared by digest: it holds the password).
+    digest = in_agent(app, "printenv DATABASE_URL | tr -d \"\\n\" | sha256sum").split()[0]
+    assert digest == hashlib.sha256(url.encode()).hexdigest()
     # Nothing of the probe stays in the app's database.
-    tables = ssh(server, "runuser -u postgres -- psql -At -d app -c '\\dt'").stdout
+    tables = ssh(db, "cd / && runuser -u postgres -- psql -At -d app -c '\\dt'").stdout
     assert "keel_storage_probe" not in tables
     _, first = postgresql
     assert values["postgres_app_password"] not in first.output

@@ -7,9 +7,10 @@ deployment sets `image: registry.example.com/agent:1.4.2` instead of `build`.
 
     KEEL_DATA=examples/app/agent.py pyinfra inventories/sandbox.py deploys/app.py
 
-With the storage role on the same host, let it provide the backend instead of the explicit
-variables: add `"env_files": ["/run/keel/secrets/app/storage.env"]` to the service and set
-`storage_consumers = ["app-agent"]` (and run the container as storage_app_user's uid, which
+With the storage and claude_cli roles on the same host, let them provide the backend and the
+Claude defaults instead of the explicit variables: add `"env_files":
+["/run/keel/secrets/app/storage.env", "/etc/keel/app/claude-cli.env"]` to the service (they
+restart app-agent when those files change; run the container as storage_app_user's uid, which
 owns its DATA_DIR).
 """
 

@@ -249,8 +249,11 @@ def expand(names: list[str]) -> dict[str, bool]:
     return wanted
 
 
-def up(names: list[str], privileged: bool = False, fresh: bool = False, log=print) -> list[Host]:
-    """Start hosts (reusing running ones unless fresh) and wait until each has booted."""
+def up(names: list[str], privileged: bool = False, fresh: bool = False, log=print,
+       image: str | None = None) -> list[Host]:
+    """Start hosts (reusing running ones unless fresh) and wait until each has booted.
+
+    `image`: start them from another image than keel's (e.g. a committed host)."""
     wanted = expand(names)
     if privileged:
         wanted = {name: True for name in wanted}
@@ -259,7 +262,7 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
     started = []
     # One process at a time builds the image, picks addresses and starts containers.
     with _lock():
-        tag = build_image(log)
+        tag = image or build_image(log)
         ensure_network()
         existing = hosts()
         for name, priv in wanted.items():
@@ -277,9 +280,7 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
             ]
             if priv:
                 argv += ["--privileged", "--cgroupns=host"]
-            _create_with_fixed_address(name, argv, tag)
-            podman("cp", str(pub), f"{container_name(name)}:/root/.ssh/authorized_keys")
-            podman("start", container_name(name))
+            _start_with_fixed_address(name, argv, tag, pub)
             started.append(name)
     for name in started:
         wait_booted(container_name(name))
@@ -300,9 +301,11 @@ def _lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:
-    """Create with a fixed address, so a restart (a reboot) keeps it: hosts and inventories
-    know each other by address. Starts from a slot derived from the name; skips taken ones."""
+def _start_with_fixed_address(name: str, argv: list[str], tag: str, pub: Path) -> None:
+    """Create and start with a fixed address, so a restart (a reboot) keeps it: hosts and
+    inventories know each other by address. Starts from a slot derived from the name; skips
+    taken ones. podman allocates the address at start, and hosts made elsewhere (molecule's)
+    take theirs without keel's lock, so a start that finds it taken moves on too."""
     taken = {h.address for h in hosts().values() if h.address}
     network = ipaddress.ip_network(SUBNET)
     slots = list(network.hosts())[9:250]
@@ -312,14 +315,19 @@ def _create_with_fixed_address(name: str, argv: list[str], tag: str) -> None:
     # is recreated (with a new MAC it kept the old one for up to a minute: "sshd does not
     # answer").
     mac = "02:" + ":".join(f"{b:02x}" for b in digest[:5])
+    container = container_name(name)
     for address in slots[start:] + slots[:start]:
         if str(address) in taken:
             continue
         proc = podman(*argv, "--ip", str(address), "--mac-address", mac, tag, check=False)
         if proc.returncode == 0:
-            return
+            podman("cp", str(pub), f"{container}:/root/.ssh/authorized_keys")
+            proc = podman("start", container, check=False)
+            if proc.returncode == 0:
+                return
+            podman("rm", "-f", "-t", "0", container, check=False)
         if b"in use" not in proc.stderr and b"already allocated" not in proc.stderr:
-            raise KeelError(f"podman create {name} failed: {proc.stderr.decode().strip()}")
+            raise KeelError(f"podman create/start {name} failed: {proc.stderr.decode().strip()}")
     raise KeelError(f"no free address left in {SUBNET}")
 
 

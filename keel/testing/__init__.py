@@ -120,12 +120,13 @@ class Harness:
     def converge(self, inventory: Path, deploy: str, **kwargs) -> Run:
         return self.run(inventory, deploy, **kwargs).check()
 
-    def assert_idempotent(self, inventory: Path, deploy: str) -> tuple[Run, Run, Run]:
+    def assert_idempotent(self, inventory: Path, deploy: str,
+                          env: dict[str, str] | None = None) -> tuple[Run, Run, Run]:
         """Converge, converge again (zero changes), then plan (zero changes)."""
-        first = self.converge(inventory, deploy)
-        second = self.converge(inventory, deploy)
+        first = self.converge(inventory, deploy, env=env)
+        second = self.converge(inventory, deploy, env=env)
         assert second.changed() == {}, f"second run changed: {second.changed()}"
-        plan = self.run(inventory, deploy, dry=True, diff=True).check()
+        plan = self.run(inventory, deploy, dry=True, diff=True, env=env).check()
         assert plan.changed() == {}, f"plan on a converged host shows: {plan.changed()}"
         return first, second, plan
 

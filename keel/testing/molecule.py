@@ -85,14 +85,21 @@ def boot(names: list[str]) -> None:
 
 
 def ensure_secrets(inventory: Path) -> None:
-    """The sandbox secrets the instances' roles need, made if missing, as `make up` does."""
+    """The sandbox secrets the instances' roles need, made if missing, as `make up` does; and
+    the sandbox's CA (edge's internal certificates), as `keel ca init sandbox` does."""
+    from keel import ca
     from keel.cli import main as keel
+    from keel.secrets import store
+
+    def run(*argv: str) -> None:
+        if keel(list(argv)) != 0:
+            raise KeelError(f"keel {' '.join(argv)} failed")
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON summary
-        for argv in (["secrets", "init", "sandbox"],
-                     ["secrets", "ensure", "sandbox", str(inventory)]):
-            if keel(argv) != 0:
-                raise KeelError(f"keel {' '.join(argv)} failed")
+        run("secrets", "init", "sandbox")
+        if ca.KEY not in store.names("sandbox"):
+            ca.init("sandbox")
+        run("secrets", "ensure", "sandbox", str(inventory))
 
 
 def apply(targets: list[str], deploys: list[str], data: dict, dry: bool = False) -> int:

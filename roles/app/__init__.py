@@ -29,7 +29,7 @@ from keel.containers import ImageExists, Networks, PathModes, Volumes, auth_env
 from keel.data import settings
 from keel.ops import ManagedFile, managed_file, render
 from keel.schema import PortRule
-from keel.secrets import SecretFile, deliver
+from keel.secrets import RUN_DIR, SecretFile, deliver
 from roles.app.schema import Schema, cross_check, effective, start_order  # noqa: F401
 
 DEFAULTS = {
@@ -442,7 +442,8 @@ def render_unit(data, name: str, svc, image: str) -> str:
     if svc.health:
         post.append([HELPER, "wait-healthy", str(timeout), name])
     deps = [unit_name(d) for d in svc.depends_on]
-    if svc.secrets:
+    # Env-files under /run/keel/secrets (storage's) exist only once keel-secrets has run.
+    if svc.secrets or any(p.startswith(RUN_DIR + "/") for p in svc.env_files):
         deps.append("keel-secrets.service")
     if engine == "docker":
         deps.append("docker.service")

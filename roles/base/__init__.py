@@ -10,7 +10,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from keel.data import settings
 from keel.firewall import firewall_rules
-from keel.ops import config_file, text
+from keel.ops import config_file, managed_file, service
 from keel.schema import PortRule
 from roles.base.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
 
@@ -122,16 +122,16 @@ def _identity(data) -> None:
     if host.get_fact(Directory, "/etc/cloud/cloud.cfg.d"):
         config_file("base", "cloud-init.cfg", "/etc/cloud/cloud.cfg.d/99-keel.cfg",
                     name="Keep cloud-init off the hostname and /etc/hosts")
-    files.put(name="Write /etc/timezone", src=text(f"{data.base_timezone}\n"),
-              dest="/etc/timezone")
+    managed_file(name="Write /etc/timezone", dest="/etc/timezone",
+                 content=f"{data.base_timezone}\n")
     if not data.base_locale.startswith("C."):
         apt.packages(name="Install locales", packages=["locales"], no_recommends=True)
         gen = files.line(name="Enable locale in /etc/locale.gen", path="/etc/locale.gen",
                          line=f"{data.base_locale} .*",
                          replace=f"{data.base_locale} {data.base_locale.split('.')[-1]}")
         server.shell(name="Generate locales", commands=["locale-gen"], _if=gen.did_change)
-    files.put(name="Set default locale", src=text(f"LANG={data.base_locale}\n"),
-              dest="/etc/default/locale")
+    managed_file(name="Set default locale", dest="/etc/default/locale",
+                 content=f"LANG={data.base_locale}\n")
     journald = config_file("base", "journald.conf", "/etc/systemd/journald.conf.d/keel.conf",
                            name="Cap journald disk use")
     systemd.service(name="Restart journald", service="systemd-journald", restarted=True,
@@ -148,8 +148,8 @@ def _time(data) -> None:
                        name="Configure time sync (timesyncd)")
     # Enabled, not forced running: the unit skips itself in containers, where the
     # controller's kernel keeps time.
-    systemd.service(name="Enable time sync", service="systemd-timesyncd", running=None,
-                    enabled=True)
+    service(name="Enable time sync", service="systemd-timesyncd", running=None,
+            enabled=True)
     systemd.service(name="Restart time sync", service="systemd-timesyncd", running=None,
                     restarted=True, _if=conf.did_change)
 
@@ -199,8 +199,8 @@ def _firewall(data) -> None:
     # nft -f is one transaction: a bad file fails whole and the running rules stay.
     server.shell(name="Load firewall rules", commands=["nft -f /etc/nftables.conf"],
                  _if=rules.did_change)
-    systemd.service(name="Enable firewall at boot", service="nftables", running=None,
-                    enabled=True)
+    service(name="Enable firewall at boot", service="nftables", running=None,
+            enabled=True)
 
 
 def _upgrades(data) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
+from functools import cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
@@ -12,8 +13,12 @@ from keel.schema import Memory, Model, Name, PortRule, RoleData, Source
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-", "sk-ssh-ed25519@", "sk-ecdsa-sha2-")
 
 
+# Reading the zone list walks /usr/share/zoneinfo: once per process, not once per host.
+_zones = cache(zoneinfo.available_timezones)
+
+
 def _timezone(value: str) -> str:
-    if value not in zoneinfo.available_timezones():
+    if value not in _zones():
         raise ValueError("expected an IANA timezone such as 'UTC' or 'Europe/Berlin'")
     return value
 

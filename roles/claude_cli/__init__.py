@@ -10,7 +10,7 @@ from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server
 
 from keel.data import settings
-from keel.ops import config_file, managed_file
+from keel.ops import config_file, managed_file, restart_readers
 from keel.secrets import SecretFile, deliver
 from roles.claude_cli.schema import Schema  # noqa: F401  (read by keel.data)
 
@@ -112,8 +112,10 @@ def apply() -> None:
                  content="".join(f"{u} ALL=({USER}) NOPASSWD: {WRAPPER}\n"
                                  for u in data.claude_cli_callers) or "# no callers\n",
                  mode="0440")
-    config_file("claude_cli", "app.env", APP_ENV, name="The app's Claude CLI settings",
-                wrapper=WRAPPER)
+    app_env = config_file("claude_cli", "app.env", APP_ENV,
+                          name="The app's Claude CLI settings", wrapper=WRAPPER)
+    restart_readers(name="Restart the services that read the Claude CLI settings", path=APP_ENV,
+                    _if=app_env.did_change)
 
 
 def _agents(data: Schema, path: str) -> None:

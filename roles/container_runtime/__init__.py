@@ -11,7 +11,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from keel.containers import AUTH_DIR, AUTH_ENV, ImageExists
 from keel.data import settings
-from keel.ops import config_file, text
+from keel.ops import config_file, service, text
 from keel.schema import PortRule, size_bytes
 from keel.secrets import SecretFile, deliver
 from roles.container_runtime.schema import Schema  # noqa: F401  (read by keel.data)
@@ -83,7 +83,7 @@ def apply() -> None:
         _docker_config(data)
     apt.packages(name=f"Install {engine}", packages=packages, no_recommends=True)
     if engine == "docker":
-        systemd.service(name="Start docker", service="docker", running=True, enabled=True)
+        service(name="Start docker", service="docker", running=True, enabled=True)
     _logins(data)
     _host_images(data)
 

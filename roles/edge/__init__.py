@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 
 from keel import ca
 from keel.data import settings
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule
 from keel.secrets import RUN_DIR, SecretFile, deliver, store_commands
 from roles.edge.schema import Schema, Vhost, cross_check  # noqa: F401  (read by keel.data)
@@ -67,19 +67,21 @@ def ports(data: Schema) -> list[PortRule]:
             PortRule(port=443, sources=data.edge_sources, comment="edge https")]
 
 
-def _key_file(vhost: Vhost) -> SecretFile:
+def _key_file(vhost: Vhost, i: int = 0) -> SecretFile:
     if vhost.tls == "provided":
-        return SecretFile(dest=f"edge/{vhost.name}.key", secret=vhost.key_secret)
+        return SecretFile(dest=f"edge/{vhost.name}.key", secret=vhost.key_secret,
+                          named_by={vhost.key_secret: f"edge_vhosts[{i}].key_secret"})
     return SecretFile(dest=f"edge/{vhost.name}.key", generated=True)
 
 
 def secrets(data: Schema) -> list[SecretFile]:
     """Provided keys and chains from secrets; internal-CA keys are made by keel (generated)."""
     out = []
-    for vhost in data.edge_vhosts:
+    for i, vhost in enumerate(data.edge_vhosts):
         if vhost.tls == "provided":
-            out += [SecretFile(dest=f"edge/{vhost.name}.crt", secret=vhost.cert_secret),
-                    _key_file(vhost)]
+            out += [SecretFile(dest=f"edge/{vhost.name}.crt", secret=vhost.cert_secret,
+                               named_by={vhost.cert_secret: f"edge_vhosts[{i}].cert_secret"}),
+                    _key_file(vhost, i)]
         elif vhost.tls == "internal":
             out.append(_key_file(vhost))
     return out
@@ -262,7 +264,7 @@ def _publish(data: Schema, vhosts: list[Vhost], certs: list, label: str = "") ->
         server.shell(name=f"Make the tested nginx config live{label}", commands=[
             f"rm -rf {LIVE}.new && cp -a {STAGED} {LIVE}.new && rm -rf {LIVE} && "
             f"mv {LIVE}.new {LIVE}"])
-    systemd.service(name=f"Run nginx{label}", service="nginx", running=True, enabled=True)
+    service(name=f"Run nginx{label}", service="nginx", running=True, enabled=True)
     if pending or main.will_change:
         systemd.service(name=f"Reload nginx{label}", service="nginx", reloaded=True)
     elif certs:
@@ -292,8 +294,8 @@ def _acme(data: Schema, vhosts: list[Vhost], missing: set[str]) -> None:
                        "/etc/systemd/system/certbot.service.d/keel.conf",
                        name="certbot renewals trust the ACME server", ca_file=ACME_CA_FILE)
     systemd.daemon_reload(name="Reload systemd units (certbot)", _if=unit.did_change)
-    systemd.service(name="Renew ACME certificates on a timer (certbot.timer)",
-                    service="certbot.timer", running=True, enabled=True)
+    service(name="Renew ACME certificates on a timer (certbot.timer)",
+            service="certbot.timer", running=True, enabled=True)
 
 
 def _certbot(data: Schema, vhost: Vhost) -> str:
@@ -321,7 +323,7 @@ def _metrics(data: Schema) -> None:
                         name="Install keel-edge-metrics.timer")
     systemd.daemon_reload(name="Reload systemd units (metrics)",
                           _if=any_changed(unit, timer))
-    systemd.service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
-                    running=True, enabled=True)
+    service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
+            running=True, enabled=True)
     systemd.service(name="Write edge metrics now", service="keel-edge-metrics", running=None,
                     restarted=True, _if=any_changed(script, unit))

@@ -12,7 +12,7 @@ from pyinfra.operations import apt, files, systemd
 
 from keel.data import settings
 from keel.monitoring import Endpoint
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule
 from roles.node_exporter.schema import Schema  # noqa: F401  (read by keel.data)
 
@@ -69,7 +69,7 @@ def apply() -> None:
                     user="root", group="root", mode="0755")
     env = config_file("node_exporter", "default", f"/etc/default/{SERVICE}",
                       name="Configure node exporter", args=args(data))
-    systemd.service(name="Run node exporter", service=SERVICE, running=True, enabled=True)
+    service(name="Run node exporter", service=SERVICE, running=True, enabled=True)
     systemd.service(name="Restart node exporter", service=SERVICE, restarted=True,
                     _if=env.did_change)
     _service_health(data)
@@ -85,6 +85,6 @@ def _service_health(data) -> None:
                          f"/etc/systemd/system/keel-service-health.{kind}",
                          name=f"Install keel-service-health.{kind}")
              for kind in ("service", "timer")]
-    systemd.service(name="Run service health timer", service="keel-service-health.timer",
-                    running=True, enabled=True,
-                    daemon_reload=any(unit.will_change for unit in units))
+    service(name="Run service health timer", service="keel-service-health.timer",
+            running=True, enabled=True,
+            daemon_reload=any(unit.will_change for unit in units))

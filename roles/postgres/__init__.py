@@ -14,7 +14,7 @@ from pyinfra.operations import apt, files, server, systemd
 from keel.data import settings
 from keel.facts import MemTotal
 from keel.firewall import source_addresses
-from keel.ops import config_file, managed_file
+from keel.ops import config_file, managed_file, service
 from keel.schema import PortRule
 from keel.secrets import SecretFile, deliver, value
 from roles.postgres import plan
@@ -168,8 +168,8 @@ def _configure(data, cluster) -> None:
     unit = config_file("postgres", "unit.conf", f"/etc/systemd/system/{UNIT}.service.d/keel.conf",
                        name="Start PostgreSQL once the network is up")
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
-    systemd.service(name="Enable PostgreSQL at boot", service="postgresql", running=None,
-                    enabled=True)
+    service(name="Enable PostgreSQL at boot", service="postgresql", running=None,
+            enabled=True)
     pending = bool(cluster and cluster["pending_restart"])
     # A parameter whose context is 'postmaster' takes effect only on restart; others on reload.
     if reasons:
@@ -177,7 +177,7 @@ def _configure(data, cluster) -> None:
                         restarted=True, _if=lambda: pending or conf.did_change())
     systemd.service(name="Reload PostgreSQL", service=UNIT, reloaded=True,
                     _if=lambda: not reasons and (conf.did_change() or hba.did_change()))
-    systemd.service(name="Start PostgreSQL", service=UNIT, running=True)
+    service(name="Start PostgreSQL", service=UNIT, running=True)
 
 
 def _roles(data, cluster) -> None:
@@ -270,13 +270,12 @@ def _backups(data) -> None:
               "metrics_dir": data.postgres_backup_metrics_dir, "s3": upload}
     managed_file(name="Write backup settings", dest="/etc/keel/postgres-backup.json",
                  content=json.dumps(config, indent=1) + "\n")
-    service = config_file("postgres", "keel-pg-backup.service",
-                          "/etc/systemd/system/keel-pg-backup.service",
-                          name="Backup service unit")
+    unit = config_file("postgres", "keel-pg-backup.service",
+                       "/etc/systemd/system/keel-pg-backup.service", name="Backup service unit")
     timer = config_file("postgres", "keel-pg-backup.timer",
                         "/etc/systemd/system/keel-pg-backup.timer", name="Backup timer unit")
     systemd.daemon_reload(name="Reload systemd units (backups)",
-                          _if=lambda: service.did_change() or timer.did_change())
+                          _if=lambda: unit.did_change() or timer.did_change())
     enabled = data.postgres_backup_enabled
-    systemd.service(name=f"{'Enable' if enabled else 'Disable'} the backup timer",
-                    service="keel-pg-backup.timer", running=enabled, enabled=enabled)
+    service(name=f"{'Enable' if enabled else 'Disable'} the backup timer",
+            service="keel-pg-backup.timer", running=enabled, enabled=enabled)

@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 
 from keel.data import settings
 from keel.monitoring import Endpoint, service_after_secrets
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule
 from keel.secrets import SecretFile, deliver
 from roles.postgres_exporter.schema import Schema  # noqa: F401  (read by keel.data)
@@ -70,7 +70,7 @@ def apply() -> None:
         name="Configure postgres exporter", password_file=password.path,
         listen=f"{host.data.keel_address}:{data.postgres_exporter_port}")
     unit = service_after_secrets(SERVICE)
-    systemd.service(name="Run postgres exporter", service=SERVICE, running=True, enabled=True,
-                    daemon_reload=unit.will_change)
+    service(name="Run postgres exporter", service=SERVICE, running=True, enabled=True,
+            daemon_reload=unit.will_change)
     systemd.service(name="Restart postgres exporter", service=SERVICE, restarted=True,
                     _if=any_changed(env, secret, unit))

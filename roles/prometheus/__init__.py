@@ -16,7 +16,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from keel.data import settings
 from keel.monitoring import Endpoint, scrape_jobs
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule
 from roles.prometheus.schema import ALERTS, Schema, seconds  # noqa: F401  (read by keel.data)
 
@@ -136,7 +136,7 @@ def apply() -> None:
             commands.append("systemctl reload prometheus")
         server.shell(name="Check config and rules (promtool), install, reload",
                      commands=commands)
-    systemd.service(name="Run Prometheus", service="prometheus", running=True, enabled=True)
+    service(name="Run Prometheus", service="prometheus", running=True, enabled=True)
     # Flags need a restart; config and rules only a reload (above).
     systemd.service(name="Restart Prometheus (flags changed)", service="prometheus",
                     restarted=True, _if=env.did_change)

@@ -11,7 +11,7 @@ from pyinfra.operations import apt, systemd
 
 from keel.data import settings
 from keel.facts import MemTotal
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule, size_bytes
 from keel.secrets import SecretFile, deliver
 from roles.redis.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
@@ -101,9 +101,9 @@ def apply() -> None:
     conf = config_file("redis", "redis.conf", "/etc/redis/redis.conf", user="root",
                        group="redis", mode="0640", name="Write redis.conf", bind=bind,
                        maxmemory=_size(maxmemory), users=users.path)
-    systemd.service(name="Enable redis-server at boot", service="redis-server", running=None,
-                    enabled=True)
+    service(name="Enable redis-server at boot", service="redis-server", running=None,
+            enabled=True)
     # Redis has no reload; a restart keeps the data when persistence is on.
     systemd.service(name="Restart redis-server", service="redis-server", restarted=True,
                     _if=lambda: conf.did_change() or acl.did_change() or unit.did_change())
-    systemd.service(name="Start redis-server", service="redis-server", running=True)
+    service(name="Start redis-server", service="redis-server", running=True)

@@ -14,7 +14,7 @@ from pyinfra.operations.util import any_changed
 
 from keel.data import settings
 from keel.monitoring import Endpoint, service_after_secrets
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.schema import PortRule
 from keel.secrets import SecretFile, deliver
 from roles.redis_exporter.schema import Schema  # noqa: F401  (read by keel.data)
@@ -69,7 +69,7 @@ def apply() -> None:
         name="Configure redis exporter", password_file=passwords.path,
         listen=f"{host.data.keel_address}:{data.redis_exporter_port}")
     unit = service_after_secrets(SERVICE)
-    systemd.service(name="Run redis exporter", service=SERVICE, running=True, enabled=True,
-                    daemon_reload=unit.will_change)
+    service(name="Run redis exporter", service=SERVICE, running=True, enabled=True,
+            daemon_reload=unit.will_change)
     systemd.service(name="Restart redis exporter", service=SERVICE, restarted=True,
                     _if=any_changed(env, secret, unit))

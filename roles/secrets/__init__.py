@@ -9,10 +9,10 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
 
 from keel.data import settings
-from keel.ops import config_file
+from keel.ops import config_file, service
 from keel.secrets import (
     DECRYPT,
     HOST_KEY,
@@ -51,8 +51,8 @@ def apply() -> None:
     unit = config_file("secrets", "keel-secrets.service",
                        "/etc/systemd/system/keel-secrets.service",
                        name="Install keel-secrets.service", **PATHS)
-    systemd.service(name="Enable keel-secrets at boot", service="keel-secrets", running=True,
-                    enabled=True, daemon_reload=unit.will_change)
+    service(name="Enable keel-secrets at boot", service="keel-secrets", running=True,
+            enabled=True, daemon_reload=unit.will_change)
     if data.secrets_prune:
         wanted = {f.dest for f in declared(settings, host.data.keel_roles)}
         stale = sorted(set(host.get_fact(SecretFiles)) - wanted)

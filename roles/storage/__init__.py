@@ -10,7 +10,7 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.operations import apt, files, server
 
 from keel.data import settings
-from keel.ops import config_file
+from keel.ops import config_file, restart_readers
 from keel.secrets import RUN_DIR, SecretFile, deliver
 from roles.storage.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
 
@@ -52,8 +52,6 @@ DEFAULTS = {
     # Redis port and database number.
     "storage_redis_port": 6379,
     "storage_redis_db": 0,
-    # systemd units restarted (if running) when the environment changes: the app's.
-    "storage_consumers": ["app"],
     # After converging, write, read back and delete a probe object/row/file as the app user.
     "storage_check": True,
 }
@@ -159,10 +157,8 @@ def apply() -> None:
                 name="Install the storage probe")
     env = deliver(name=f"Deliver the app's storage environment ({data.storage_backend})",
                   file=env_file(data))
-    for unit in data.storage_consumers:
-        u = shlex.quote(f"{unit}.service")
-        server.shell(name=f"Restart {unit} for the new storage environment",
-                     commands=[f"! systemctl is-active --quiet {u} || systemctl restart {u}"],
-                     _if=env.did_change)
+    # The readers are the units that name the file (the app's services list it in env_files).
+    restart_readers(name="Restart the services that read the storage environment", path=ENV_PATH,
+                    _if=env.did_change)
     if data.storage_check:
         check(name=f"Check storage backend {data.storage_backend}", data=data)

@@ -9,7 +9,6 @@ from pydantic import Field, ValidationInfo, field_validator
 from keel.schema import Name, Port, RoleData
 
 SecretName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-Unit = Annotated[str, Field(pattern=r"^[A-Za-z0-9@_.:-]+$")]
 
 
 class Schema(RoleData):
@@ -32,7 +31,6 @@ class Schema(RoleData):
     storage_redis_host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.:-]+$")] | None
     storage_redis_port: Port
     storage_redis_db: Annotated[int, Field(ge=0, le=15)]
-    storage_consumers: list[Unit]
     storage_check: bool
 
     @field_validator("storage_data_dir")

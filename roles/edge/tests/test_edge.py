@@ -13,12 +13,33 @@ def test_config_is_managed_and_tested(host):
     assert host.run("nginx -t").rc == 0
 
 
+def _vhost_names(host):
+    """Each HTTPS vhost's first server name, from the live config."""
+    lines = host.check_output("grep -h '^ *server_name ' /etc/nginx/keel/live/servers.conf")
+    return [line.split()[1].rstrip(";") for line in lines.splitlines()]
+
+
 def test_keys_are_root_only_in_tmpfs(host):
-    for name in ("proxy", "provided"):
-        key = host.file(f"/run/keel/secrets/edge/{name}.key")
-        assert key.user == "root" and key.mode == 0o400
-    assert host.file("/etc/keel/secrets/edge/proxy.key.age").mode == 0o600
-    assert host.file("/etc/keel/edge/certs/proxy.crt").mode == 0o644
+    keys = host.check_output("ls /run/keel/secrets/edge/*.key").split()
+    assert keys
+    for path in keys:
+        key = host.file(path)
+        assert key.user == "root" and key.mode == 0o400, path
+    # Internal-CA keys are made by keel: at rest only encrypted, next to a public certificate.
+    for cert in host.check_output("ls /etc/keel/edge/certs/*.crt").split():
+        name = cert.rsplit("/", 1)[1].removesuffix(".crt")
+        assert host.file(cert).mode == 0o644
+        assert host.file(f"/etc/keel/secrets/edge/{name}.key.age").mode == 0o600
+
+
+def test_every_vhost_proxies_to_its_upstream(host):
+    names = _vhost_names(host)
+    assert names
+    for name in names:
+        status = host.check_output(
+            f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time 5 "
+            f"--resolve {name}:443:127.0.0.1 https://{name}/health")
+        assert status == "200", name
 
 
 def test_nginx_waits_for_secrets(host):
