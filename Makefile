@@ -3,21 +3,30 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-# What the controller needs from Debian: podman hosts, the image build, age, ssh.
-SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates
+# What the controller needs from Debian: podman hosts, the image builds, age, ssh, QEMU VMs.
+SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates \
+  qemu-system-x86 qemu-utils genisoimage
 # Test modules run in parallel (each starts its own hosts); most time is I/O wait.
 PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
 # Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up setup system venv image test lint bench down molecule
+.PHONY: up vm setup system venv image test test-vm lint bench down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
 	$(BIN)/keel secrets init sandbox
 	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
+
+# The whole site on one bare VM (QEMU without KVM: slow), bootstrapped like a cloud host.
+vm: setup
+	$(BIN)/keel vm up
+	$(BIN)/keel secrets init vm
+	$(BIN)/keel ca cert vm >/dev/null 2>&1 || $(BIN)/keel ca init vm >/dev/null
+	$(BIN)/keel secrets ensure vm inventories/vm.py
+	$(BIN)/pyinfra -y inventories/vm.py deploys/site.py
 
 setup: system venv
 
@@ -43,7 +52,11 @@ image: setup
 
 test: setup image
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not vm" $(PYTEST_ARGS)
+
+# The whole site on a bare VM under QEMU/TCG (tests/test_vm.py): too slow for `make test`.
+test-vm: setup
+	$(BIN)/pytest -m vm --basetemp=.keel/pytest-vm tests/test_vm.py
 
 # Every role's scenario, run as a developer runs it: cd roles/<name> && molecule test.
 molecule: setup image

@@ -39,6 +39,34 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vm(args: argparse.Namespace) -> int:
+    from keel import vm
+
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.action == "up":
+        machine = vm.up(args.names or vm.DEFAULT_NAME, fresh=args.fresh, log=log)
+        print(f"{machine.name}\t127.0.0.1:{machine.port}")
+    elif args.action == "down":
+        for name in vm.down(args.names or None):
+            print(f"removed {name}")
+    elif args.action == "status":
+        for machine in vm.vms().values():
+            print(f"{machine.name}\t{'running' if machine.running else 'stopped'}\t"
+                  f"127.0.0.1:{machine.port}\t{machine.image}")
+    elif args.action == "image":
+        print(vm.build_image(log=log))
+    elif args.action == "ssh":
+        if not args.names:
+            raise KeelError("keel vm ssh [USER@]NAME [COMMAND...]")
+        user, _, name = args.names[0].rpartition("@")
+        machine = vm.get(name)
+        # Default: keel's admin once base made it, else the image's default user.
+        user = user or vm.login_user(machine, vm.login_candidates(vm.host_data(machine)))
+        argv = machine.ssh_argv(user, *args.names[1:])
+        os.execvp(argv[0], argv)
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from keel.checks import secret_names
     from keel.data import masked
@@ -274,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     ssh = actions.add_parser("ssh", help="ssh to a host as root: keel sandbox ssh NAME [CMD...]")
     ssh.add_argument("names", nargs=argparse.REMAINDER, help="host, then an optional command")
     sb.set_defaults(func=_sandbox)
+
+    vm = sub.add_parser("vm", help="bare Debian 12 VMs (QEMU, cloud-init, SSH on 127.0.0.1)")
+    actions = vm.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="boot a VM as a fresh cloud instance (default vm-aio); "
+                                       "a running one is reused")
+    up.add_argument("names", nargs="?", help="VM name")
+    up.add_argument("--fresh", action="store_true", help="recreate the VM if it exists")
+    down = actions.add_parser("down", help="stop and remove VMs (default: all of keel's)")
+    down.add_argument("names", nargs="*", help="VM names")
+    actions.add_parser("status", help="keel's VMs, state and SSH port")
+    actions.add_parser("image", help="build the VM disk image if its recipe changed")
+    ssh = actions.add_parser("ssh", help="keel vm ssh [USER@]NAME [CMD...] (default user: "
+                                         "keel's admin once base made it, else debian)")
+    ssh.add_argument("names", nargs=argparse.REMAINDER, help="VM, then an optional command")
+    vm.set_defaults(func=_vm)
 
     se = sub.add_parser("secrets", help="age-encrypted secrets per environment")
     se.add_argument("action", choices=["init", "set", "get", "view", "edit", "generate",

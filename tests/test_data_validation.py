@@ -123,6 +123,13 @@ CASES = {
     "group source misspelt": Case(
         {"base_sshd_sources": ["group:ap"]}, "base_sshd_sources",
         "'group:ap' names a group with no hosts; did you mean 'app'?", across=True),
+    "default user locked with no admin": Case(
+        {"base_default_user": "debian"}, "base_default_user", "nobody could log in",
+        across=True),
+    "default user is also an admin": Case(
+        {"base_default_user": "bob",
+         "base_admin_users": [{"name": "bob", "ssh_keys": [GOOD_KEY]}]},
+        "base_default_user", "the admin must be another user", across=True),
     "two rules claim a port": Case(
         {"base_firewall_ports": [{"port": 22, "comment": "ssh again"}]},
         "base_firewall_ports", "port 22/tcp is also claimed by base (sshd)", across=True),

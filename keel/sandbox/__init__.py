@@ -175,12 +175,16 @@ def build_image(log=print) -> str:
 
 
 def _step(name: str, argv: list[str], work: Path) -> None:
-    logfile = work.parent / f"keel-image-{name}.log"
+    run_step("image build", name, argv, work.parent / f"keel-image-{name}.log")
+
+
+def run_step(what: str, name: str, argv: list[str], logfile: Path) -> None:
+    """Run one build step with its output in logfile; a failure names the step, log tail."""
     with open(logfile, "wb") as out:
         proc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         tail = logfile.read_text(errors="replace").splitlines()[-15:]
-        raise KeelError(f"image build failed at step '{name}' (exit {proc.returncode}); "
+        raise KeelError(f"{what} failed at step '{name}' (exit {proc.returncode}); "
                         f"log {logfile}:\n  " + "\n  ".join(tail))
 
 

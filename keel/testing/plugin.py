@@ -44,10 +44,10 @@ class SecretsEnv:
         self.env = {"KEEL_SECRETS_DIR": str(root / "secrets"),
                     "KEEL_AGE_KEY_FILE": str(root / "age" / "keys.txt")}
         # The repo's other environments stay as committed (their values are never decrypted
-        # in tests); the sandbox gets its own throwaway values.
+        # in tests); the sandbox and the VM (per machine, not committed) get throwaway values.
         if (ROOT / "secrets").is_dir():
             shutil.copytree(ROOT / "secrets", root / "secrets",
-                            ignore=shutil.ignore_patterns("sandbox.*"))
+                            ignore=shutil.ignore_patterns("sandbox.*", "vm.*"))
         os.environ.update(self.env)
         _, public, _ = store.create_identity()
         store.set_recipients("sandbox", [public])
@@ -67,3 +67,22 @@ def secrets_env(tmp_path_factory) -> SecretsEnv:
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> Harness:
     return Harness(tmp_path_factory.mktemp("keel"))
+
+
+_DURATIONS = pytest.StashKey[list]()
+
+
+@pytest.fixture(scope="session")
+def report_duration(request):
+    """report_duration(what, seconds): a line in the summary at the end of the run (lines
+    from xdist workers are not collected: run such modules without -n)."""
+    lines = request.config.stash.setdefault(_DURATIONS, [])
+    return lambda what, seconds: lines.append(f"{what}: {seconds / 60:.1f} min")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    lines = config.stash.get(_DURATIONS, [])
+    if lines:
+        terminalreporter.section("durations")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import Directory
+from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, server, systemd
 
 from keel.data import settings
 from keel.firewall import firewall_rules
 from keel.ops import config_file, managed_file, service
 from keel.schema import PortRule
-from roles.base.schema import Schema  # noqa: F401  (read by keel.data)
+from roles.base.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
 
 DEFAULTS = {
     # Debian mirror for bookworm and bookworm-updates.
@@ -40,6 +42,10 @@ DEFAULTS = {
     "base_admin_group": "admins",
     # Admin users: [{name, ssh_keys: [..], shell?: /bin/bash, state?: present|absent}].
     "base_admin_users": [],
+    # The image's default user (cloud-init's; "debian" on Debian cloud images); None: none.
+    "base_default_user": None,
+    # Lock the default user once the admins exist: no SSH keys, no password, denied by sshd.
+    "base_default_user_lock": True,
     # sshd PermitRootLogin: "no", "prohibit-password" or "forced-commands-only".
     "base_sshd_permit_root_login": "prohibit-password",
     # Port sshd listens on (the firewall opens it).
@@ -84,6 +90,7 @@ def apply() -> None:
     _identity(data)
     _time(data)
     _admins(data)
+    _default_user(data)
     _sshd(data)
     _firewall(data)
     _upgrades(data)
@@ -112,6 +119,9 @@ def _identity(data) -> None:
                 peers=_peers())
     files.link(name="Set timezone", path="/etc/localtime",
                target=f"/usr/share/zoneinfo/{data.base_timezone}")
+    if host.get_fact(Directory, "/etc/cloud/cloud.cfg.d"):
+        config_file("base", "cloud-init.cfg", "/etc/cloud/cloud.cfg.d/99-keel.cfg",
+                    name="Keep cloud-init off the hostname and /etc/hosts")
     managed_file(name="Write /etc/timezone", dest="/etc/timezone",
                  content=f"{data.base_timezone}\n")
     if not data.base_locale.startswith("C."):
@@ -157,6 +167,21 @@ def _admins(data) -> None:
             create_home=True, public_keys=list(user.ssh_keys) if present else None,
             delete_keys=True,
         )
+
+
+def _default_user(data) -> None:
+    """Lock the image's default user. The run may be logged in as that user: its open SSH
+    session and sudo keep working, so later roles still apply, and the next run logs in as
+    an admin (inventories/vm.py picks whichever can)."""
+    name = data.base_default_user
+    user = host.get_fact(Users).get(name) if name and data.base_default_user_lock else None
+    if user is None:
+        return
+    files.file(name=f"Remove SSH keys of default user {name}",
+               path=f"{user['home']}/.ssh/authorized_keys", present=False)
+    if not (user["password"] or "").startswith(("!", "*")):
+        server.shell(name=f"Lock password of default user {name}",
+                     commands=[f"usermod --lock {name}"])
 
 
 def _sshd(data) -> None:

@@ -52,6 +52,8 @@ class Schema(RoleData):
     base_journald_max_use: Memory
     base_admin_group: Name
     base_admin_users: list[AdminUser]
+    base_default_user: Name | None
+    base_default_user_lock: bool
     base_sshd_permit_root_login: Literal["no", "prohibit-password", "forced-commands-only"]
     base_sshd_port: Annotated[int, Field(ge=1, le=65535)]
     base_sshd_sources: list[Source]
@@ -60,3 +62,26 @@ class Schema(RoleData):
     base_unattended_upgrades: bool
     base_sysctl: dict[str, int | str]
 
+
+
+def cross_check(hosts) -> list:
+    """Locking the image's default user needs an admin to log in instead."""
+    from keel.data import Problem
+
+    problems = []
+    for host in hosts:
+        default = host.values.get("base_default_user")
+        if "base" not in host.roles or not default:
+            continue
+        admins = [user.get("name") for user in host.values.get("base_admin_users") or []
+                  if isinstance(user, dict) and user.get("state", "present") == "present"]
+        source = host.sources["base_default_user"]
+        if default in admins:
+            problems.append(Problem(host.name, "base_default_user", source,
+                                    f"'{default}' is also in base_admin_users; the admin "
+                                    "must be another user"))
+        elif host.values.get("base_default_user_lock") and not admins:
+            problems.append(Problem(host.name, "base_default_user", source,
+                                    f"'{default}' is to be locked (base_default_user_lock) "
+                                    "but base_admin_users has no admin: nobody could log in"))
+    return problems

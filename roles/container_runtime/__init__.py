@@ -72,9 +72,9 @@ def ports(data: Schema) -> list[PortRule]:
 def apply() -> None:
     data = settings("container_runtime")
     engine = data.container_runtime_engine
-    packages = list(PACKAGES[engine])
-    if data.container_runtime_oci_runtime == "crun":
-        packages.append("crun")
+    # The configured runtime explicitly: podman depends on "crun | runc", so apt alone
+    # installs crun and podman with runtime = "runc" fails on every call.
+    packages = [*PACKAGES[engine], data.container_runtime_oci_runtime]
     if data.container_runtime_storage_driver == "fuse-overlayfs":
         packages.append("fuse-overlayfs")
     if engine == "podman":

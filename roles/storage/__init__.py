@@ -6,6 +6,7 @@ import shlex
 
 from pyinfra import host, inventory
 from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.operations import apt, files, server
 
 from keel.data import settings
@@ -117,8 +118,12 @@ def check(data: Schema):
 
     if not state.is_executing:
         return
+    # With the run's own connection settings: on a cloud host keel logs in unprivileged and
+    # becomes root through _sudo.
+    connector = {key: value for key, value in (host.current_op_global_arguments or {}).items()
+                 if key in CONNECTOR_ARGUMENT_KEYS}
     ok, output = host.run_shell_command(StringCommand(
-        "runuser", "-u", data.storage_app_user, "--", PROBE, ENV_PATH))
+        "runuser", "-u", data.storage_app_user, "--", PROBE, ENV_PATH), **connector)
     if ok:
         host.noop(f"storage backend {data.storage_backend} at {endpoint(data)} is writable")
         return
