@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up vm setup system venv image test test-vm lint bench down molecule
+.PHONY: up vm setup system limits venv image test test-vm lint bench down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -28,7 +28,13 @@ vm: setup
 	$(BIN)/keel secrets ensure vm inventories/vm.py
 	$(BIN)/pyinfra -y inventories/vm.py deploys/site.py
 
-setup: system venv
+setup: system venv limits
+
+# Every sandbox host's systemd holds several inotify instances, and all of root's containers
+# share the kernel's default of 128: past it, hosts fail to boot ("Too many open files").
+limits:
+	@if [ "$$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then \
+	  $(SUDO) sysctl -q -w fs.inotify.max_user_instances=1024; fi
 
 system: .keel/system.stamp
 .keel/system.stamp: Makefile
