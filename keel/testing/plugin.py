@@ -25,9 +25,8 @@ def sandbox_hosts(request):
     started: list[str] = []
 
     def start(*names: str, privileged: bool = False) -> list[sandbox.Host]:
-        hosts = sandbox.up(list(names), privileged=privileged, fresh=True, log=lambda m: None)
-        started.extend(names)
-        return hosts
+        started.extend(names)  # first: a host that fails to boot is removed too
+        return sandbox.up(list(names), privileged=privileged, fresh=True, log=lambda m: None)
 
     yield start
     if started and not (request.config.getoption("--keep-hosts") or os.environ.get("KEEL_KEEP")):
