@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -45,6 +46,10 @@ def test_panic_stops_the_wait_at_once(machine):
                              "process=keel-vm-vm-err"])
     try:
         (machine.directory / "qemu.pid").write_text(str(fake.pid))
+        # Popen returns once exec began; the new command line shows a moment later.
+        deadline = time.monotonic() + 10
+        while not vm.vms()["vm-err"].running and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert vm.vms()["vm-err"].running
         with pytest.raises(KeelError) as error:
             vm.wait_ssh(machine, timeout=60)
