@@ -44,9 +44,10 @@ TOPOLOGIES: dict[str, dict[str, bool]] = {
 BOOT_TIMEOUT = 180
 
 
-def state_dir() -> Path:
+def state_dir(kind: str = "sandbox") -> Path:
+    """keel's private state on the controller ($KEEL_STATE_DIR), one folder per kind."""
     base = os.environ.get("KEEL_STATE_DIR") or Path.home() / ".local/share/keel"
-    path = Path(base) / "sandbox"
+    path = Path(base) / kind
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

@@ -94,21 +94,14 @@ class VM:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def state_dir() -> Path:
-    base = os.environ.get("KEEL_STATE_DIR") or Path.home() / ".local/share/keel"
-    path = Path(base) / "vm"
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
 def images_dir() -> Path:
-    path = state_dir() / "images"
+    path = sandbox.state_dir("vm") / "images"
     path.mkdir(exist_ok=True)
     return path
 
 
 def vms_dir() -> Path:
-    path = state_dir() / "machines"
+    path = sandbox.state_dir("vm") / "machines"
     path.mkdir(exist_ok=True)
     return path
 
