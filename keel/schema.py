@@ -54,9 +54,27 @@ def _source(value: str) -> str:
     return value
 
 
+def _address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"expected an IP address such as '127.0.0.1', got {value!r}") from None
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError:
+        raise ValueError(f"expected a network such as '10.89.0.0/16', got {value!r}") from None
+    return value
+
+
 Port = Annotated[int, Field(ge=1, le=65535)]
 Memory = Annotated[str, AfterValidator(_memory)]
 Source = Annotated[str, AfterValidator(_source)]
+Address = Annotated[str, AfterValidator(_address)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
 Name = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
 
 

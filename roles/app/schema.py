@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from keel import ROOT
-from keel.schema import Memory, Model, Port, RoleData, Source
+from keel.schema import Address, Cidr, Memory, Model, Port, RoleData, Source
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 ObjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
@@ -20,22 +19,6 @@ Owner = Annotated[str, Field(pattern=r"^[0-9]+:[0-9]+$")]
 Mode = Annotated[str, Field(pattern=r"^0?[0-7]{3}$")]
 Capability = Annotated[str, Field(pattern=r"^(ALL|[A-Z_]+)$")]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-
-
-def _address(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError("expected an IP address to bind to, e.g. '127.0.0.1'") from None
-    return value
-
-
-def _cidr(value: str) -> str:
-    try:
-        ipaddress.ip_network(value)
-    except ValueError:
-        raise ValueError("expected a network such as '10.89.10.0/24'") from None
-    return value
 
 
 def _context(value: str) -> str:
@@ -70,7 +53,7 @@ class Secret(Model):
 class PublishedPort(Model):
     port: Port
     target: Port
-    address: Annotated[str, AfterValidator(_address)] = "127.0.0.1"
+    address: Address = "127.0.0.1"
     proto: Literal["tcp", "udp"] = "tcp"
     # Who may connect (firewall), for ports bound to a non-loopback address.
     sources: list[Source] = []
@@ -145,7 +128,7 @@ class Service(Model):
 
 
 class Network(Model):
-    subnet: Annotated[str, AfterValidator(_cidr)] | None = None
+    subnet: Cidr | None = None
     # No route out of the host (and no published ports) for its members.
     internal: bool = False
 

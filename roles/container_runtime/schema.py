@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from keel.schema import Memory, Model, RoleData
+from keel.schema import Cidr, Memory, Model, RoleData
 
 ImageRef = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+)?$")]
-
-
-def _cidr(value: str) -> str:
-    try:
-        ipaddress.ip_network(value)
-    except ValueError:
-        raise ValueError("expected a network such as '10.89.0.0/16'") from None
-    return value
-
-
-Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class Registry(Model):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from keel.schema import Model, Name, Port, RoleData, Source
+from keel.schema import Address, Model, Name, Port, RoleData, Source
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,62})"
 DnsName = Annotated[str, Field(pattern=rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")]
@@ -15,14 +14,6 @@ DnsName = Annotated[str, Field(pattern=rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")]
 Size = Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")]
 Duration = Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h|d)?$")]
 SecretName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
-
-
-def _ip(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ValueError(f"expected an IP address, got {value!r}") from None
-    return value
 
 
 def _directive(value: str) -> str:
@@ -58,7 +49,7 @@ class Vhost(Model):
     server_name: DnsName
     aliases: list[DnsName] = []
     # IP addresses in the certificate (internal CA only).
-    addresses: list[Annotated[str, AfterValidator(_ip)]] = []
+    addresses: list[Address] = []
     # Key of edge_upstreams.
     upstream: str
     # Certificate source: internal (the environment's CA), provided (secrets) or acme.
