@@ -1,4 +1,5 @@
-"""Helpers for roles' testinfra tests (roles/<name>/tests/test_*.py): HTTP from the host."""
+"""Helpers for roles' testinfra tests (roles/<name>/tests/test_*.py): HTTP from the host, and
+what a service's processes look like."""
 
 from __future__ import annotations
 
@@ -23,3 +24,17 @@ def http_get(host, port: int, path: str = "/metrics", *, until: str | None = Non
             raise AssertionError(f"GET :{port}{path}: rc {result.rc}, wanted {until!r}:\n"
                                  f"{result.stdout[-2000:]}{result.stderr}")
         time.sleep(1)
+
+
+def runs_as_after_secrets(host, service: str, user: str) -> None:
+    """The service is running and enabled, as `user`, and keel's drop-in orders it after
+    keel-secrets (so its secret files exist when it starts)."""
+    assert host.service(service).is_running and host.service(service).is_enabled
+    assert host.check_output(f"ps -o user= -C {service}") == user
+    dropin = host.file(f"/etc/systemd/system/{service}.service.d/keel.conf")
+    assert dropin.contains("After=keel-secrets.service")
+
+
+def cmdline(host, service: str) -> str:
+    """The command line of the service's oldest process, arguments separated by spaces."""
+    return host.check_output(f"cat /proc/$(pgrep -o -f {service})/cmdline | tr '\\0' ' '")

@@ -1,17 +1,14 @@
 """testinfra checks for postgres_exporter (on a host that runs PostgreSQL): it logs in with
 its secret file and serves the server's metrics."""
 
-from keel.testing.probe import http_get
+from keel.testing.probe import cmdline, http_get, runs_as_after_secrets
 
 SERVICE = "prometheus-postgres-exporter"
 PASSWORD = "/run/keel/secrets/postgres_exporter/password"
 
 
 def test_runs_as_prometheus_after_secrets(host):
-    assert host.service(SERVICE).is_running and host.service(SERVICE).is_enabled
-    assert host.check_output(f"ps -o user= -C {SERVICE}") == "prometheus"
-    dropin = host.file(f"/etc/systemd/system/{SERVICE}.service.d/keel.conf")
-    assert dropin.contains("After=keel-secrets.service")
+    runs_as_after_secrets(host, SERVICE, "prometheus")
 
 
 def test_password_only_in_a_private_tmpfs_file(host):
@@ -21,8 +18,8 @@ def test_password_only_in_a_private_tmpfs_file(host):
     assert f'DATA_SOURCE_PASS_FILE="{PASSWORD}"' in env
     password = host.check_output(f"cat {PASSWORD}")
     assert password and password not in env
-    cmdline = host.check_output(f"cat /proc/$(pgrep -o -f {SERVICE})/cmdline | tr '\\0' ' '")
-    assert password not in cmdline
+    argv = cmdline(host, SERVICE)
+    assert password not in argv
 
 
 def test_serves_the_server_metrics(host):

@@ -1,25 +1,22 @@
 """testinfra checks for redis_exporter (on a host that runs Redis): it logs in as its ACL user
 with a password file and serves the server's metrics."""
 
-from keel.testing.probe import http_get
+from keel.testing.probe import cmdline, http_get, runs_as_after_secrets
 
 SERVICE = "prometheus-redis-exporter"
 PASSWORDS = "/run/keel/secrets/redis_exporter/passwords.json"
 
 
 def test_runs_as_prometheus_after_secrets(host):
-    assert host.service(SERVICE).is_running and host.service(SERVICE).is_enabled
-    assert host.check_output(f"ps -o user= -C {SERVICE}") == "prometheus"
-    dropin = host.file(f"/etc/systemd/system/{SERVICE}.service.d/keel.conf")
-    assert dropin.contains("After=keel-secrets.service")
+    runs_as_after_secrets(host, SERVICE, "prometheus")
 
 
 def test_password_only_in_a_private_tmpfs_file(host):
     secret = host.file(PASSWORDS)
     assert (secret.user, secret.group, secret.mode) == ("prometheus", "prometheus", 0o400)
-    cmdline = host.check_output(f"cat /proc/$(pgrep -o -f {SERVICE})/cmdline | tr '\\0' ' '")
-    assert f"--redis.password-file={PASSWORDS}" in cmdline
-    assert "--redis.password=" not in cmdline
+    argv = cmdline(host, SERVICE)
+    assert f"--redis.password-file={PASSWORDS}" in argv
+    assert "--redis.password=" not in argv
 
 
 def test_serves_the_server_metrics(host):
