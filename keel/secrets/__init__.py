@@ -193,13 +193,14 @@ def check_hosts(hosts, decrypt: bool) -> list:
             declare = getattr(role_module(role), "secrets", None)
             if declare is None:
                 continue
-            # The data key that names a secret, when the file does not say: a top-level one.
-            naming = {v: k for k, v in host_data.values.items()
-                      if k in role_module(role).DEFAULTS and isinstance(v, str)}
             for file in declare(settings(role, host_data.values)):
                 for name in file.names:
                     if name not in store.names(env):
-                        key = file.named_by.get(name) or naming.get(name, name)
+                        # Which data key chose it: the file says, or a top-level key of the
+                        # role has it as its value.
+                        key = file.named_by.get(name) or next(
+                            (k for k in role_module(role).DEFAULTS
+                             if host_data.values.get(k) == name), name)
                         problems.append(Problem(
                             host_data.name, key,
                             host_data.sources.get(re.split(r"[\[.]", key)[0], source),
