@@ -31,9 +31,10 @@ LAYOUT = {"app1": True, "app2": True, "db1": False, "cache1": False, "mon1": Fal
 @pytest.fixture(scope="module")
 def site(sandbox_hosts, harness, secrets_env):
     hosts = {}
-    for name, privileged in LAYOUT.items():
-        (host,) = sandbox_hosts(PREFIX + name, privileged=privileged)
-        hosts[name] = host
+    for privileged in (True, False):  # each call boots its hosts together
+        names = [name for name, nested in LAYOUT.items() if nested == privileged]
+        hosts.update(zip(names, sandbox_hosts(*[PREFIX + n for n in names],
+                                              privileged=privileged), strict=True))
     # As `make up` does: generate the sandbox secrets the site's data names.
     ensure = subprocess.run([str(BIN / "keel"), "secrets", "ensure", "sandbox", str(INVENTORY)],
                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
