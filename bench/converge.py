@@ -31,8 +31,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from keel import ROOT, sandbox
-from keel.testing import BIN, Harness, ssh
+from keel import ROOT
+from keel.lab import sandbox
+from keel.lab.testing import BIN, Harness, ssh
 
 SITE = "deploys/site.py"
 # The prod topology: role groups of each host; app hosts run containers (privileged).
@@ -69,7 +70,7 @@ class Bench:
     def _secrets(self, workdir: Path) -> None:
         """A throwaway sandbox secrets dir and identity (as the tests use): never the
         developer's own."""
-        from keel.secrets import store
+        from keel.core import store
 
         os.environ["KEEL_SECRETS_DIR"] = str(workdir / "secrets")
         os.environ["KEEL_AGE_KEY_FILE"] = str(workdir / "age/keys.txt")

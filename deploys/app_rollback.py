@@ -3,9 +3,7 @@
 `keel rollout INVENTORY --rollback` runs it host by host; see roles/app/README.md.
 """
 
-from pyinfra import host
+from keel.deploy.site import apply_role
+from roles.app.rollback import rollback
 
-from roles.app import rollback
-
-if "app" in host.data.keel_roles:
-    rollback()
+apply_role("app", rollback)

@@ -1,5 +1,5 @@
 """The edge role alone: nginx TLS front on the edge group (needs base and secrets applied)."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("edge")

@@ -1,5 +1,5 @@
 """node_exporter alone, on every host."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("node_exporter")

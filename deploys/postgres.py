@@ -1,5 +1,5 @@
 """postgres alone, on db hosts."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("postgres")

@@ -1,5 +1,5 @@
 """prometheus alone, on the mon group."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("prometheus")

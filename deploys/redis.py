@@ -1,5 +1,5 @@
 """redis alone, on cache hosts."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("redis")

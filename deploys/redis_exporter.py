@@ -1,5 +1,5 @@
 """redis_exporter alone, on the cache group."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("redis_exporter")

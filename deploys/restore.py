@@ -12,18 +12,18 @@ from pyinfra import host
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import server
 
-from keel.data import settings
+from keel.deploy.site import settings as role_settings
 
 if "postgres" in host.data.keel_roles:
-    data = settings("postgres")
-    if not data.postgres_restore_backup:
+    settings = role_settings("postgres")
+    if not settings.postgres_restore_backup:
         raise PyinfraError("set postgres_restore_backup to the backup to restore "
                            "(`keel-pg-backup list` on the host lists them)")
-    if data.postgres_restore_confirm is not True:
-        raise PyinfraError(f"restoring {data.postgres_restore_backup} replaces the database's "
+    if settings.postgres_restore_confirm is not True:
+        raise PyinfraError(f"restoring {settings.postgres_restore_backup} replaces the database's "
                            "contents: set postgres_restore_confirm=true to confirm")
-    name = data.postgres_restore_backup
-    database = data.postgres_restore_database or name.rsplit("/", 1)[-1].rsplit("_", 1)[0]
+    name = settings.postgres_restore_backup
+    database = settings.postgres_restore_database or name.rsplit("/", 1)[-1].rsplit("_", 1)[0]
     server.shell(name=f"Restore {name} into database {database}",
                  commands=[f"keel-pg-backup restore {shlex.quote(name)} "
                            f"{shlex.quote(database)}"])

@@ -1,5 +1,5 @@
 """The secrets role alone: host identity and the decrypt unit, on every host."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("secrets")

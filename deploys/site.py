@@ -1,5 +1,5 @@
 """The whole platform: every role each host's groups call for, in order."""
 
-from keel.site import apply_site
+from keel.deploy.site import apply_site
 
 apply_site()

@@ -1,5 +1,5 @@
 """storage alone, on the hosts of its groups (the secrets role must have run once)."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("storage")

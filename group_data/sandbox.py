@@ -1,9 +1,8 @@
-"""The sandbox environment: local podman hosts (keel sandbox up prod)."""
+"""The sandbox environment: local podman hosts (keel sandbox up prod).
 
-from keel.sandbox import debian_mirror
-
-# Hosts install from the same mirror the controller uses.
-base_apt_mirror = debian_mirror()
+Each host's own data (keel.lab.sandbox.ssh_data) adds its address and the controller's apt
+mirror.
+"""
 
 # Containers inside sandbox hosts (privileged, nested): only crun with cgroupfs works there,
 # / is overlayfs (so storage needs fuse-overlayfs), and no registry is reachable, so images

@@ -1,7 +1,5 @@
 """staging: data for every staging host. Secrets are not kept here (secrets/staging.yaml)."""
 
-from roles import postgres_exporter
-
 # Admins: passwordless sudo, SSH by key. (Example key: replace with your team's keys.)
 base_admin_users = [
     {"name": "ops", "ssh_keys": [
@@ -22,6 +20,5 @@ edge_acme = {"server": "https://acme-staging-v02.api.letsencrypt.org/directory",
 # The agents' storage in PostgreSQL on the db host (storage's defaults name this role, its
 # database and the secret postgres_app_password).
 storage_backend = "postgresql"
-postgres_roles = [postgres_exporter.POSTGRES_ROLE,  # as in all.py
-                  {"name": "app", "password_secret": "postgres_app_password"}]
+postgres_roles = [{"name": "app", "password_secret": "postgres_app_password"}]
 postgres_databases = [{"name": "app", "owner": "app"}]

@@ -4,7 +4,7 @@ keel reaches hosts over SSH by DNS name; `keel_address` is each host's private a
 other hosts' configuration uses (firewall sources, /etc/hosts, database access, scrape targets).
 """
 
-from keel.inventory import groups
+from keel.core.inventory import groups
 
 globals().update(groups("prod", {
     "app": [

@@ -9,8 +9,8 @@ names extra data files (colon-separated), applied last, e.g. an example stack:
 import os
 from pathlib import Path
 
-from keel import sandbox
-from keel.inventory import groups
+from keel.core.inventory import groups
+from keel.lab import sandbox
 
 _PREFIX = os.environ.get("KEEL_SANDBOX_PREFIX", "")
 _LAYOUT = {"app": ["app1", "app2"], "edge": ["app1", "app2"], "db": ["db1"], "cache": ["cache1"],

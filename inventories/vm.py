@@ -4,6 +4,6 @@ then as that admin. KEEL_VM names the VM (default vm-aio)."""
 
 import os
 
-from keel import vm
+from keel.lab import vm
 
 globals().update(vm.inventory(os.environ.get("KEEL_VM", vm.DEFAULT_NAME), source=__file__))

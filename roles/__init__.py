@@ -1,1 +1,1 @@
-"""keel's roles: one package per role (DEFAULTS, Schema, one @deploy `apply`)."""
+"""keel's roles: one package per role, each ending in one `ROLE = Role(...)` (keel.core.roles)."""

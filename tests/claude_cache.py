@@ -4,7 +4,7 @@ registry's integrity before using it (tests/test_claude_cli.py, tests/test_stora
 
 from __future__ import annotations
 
-from keel import sandbox
+from keel.lab import sandbox
 
 VERSION = "2.1.328"
 TARBALL = f"claude-code-linux-x64-{VERSION}.tgz"

@@ -1,1 +1,1 @@
-"""Shared fixtures come from keel.testing.plugin (enabled in pyproject.toml)."""
+"""Shared fixtures come from keel.lab.testing.plugin (enabled in pyproject.toml)."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from keel.sandbox import Host
+from keel.lab.sandbox import Host
 
 NOWHERE = Host("c-bad1", "198.51.100.250", True, "running")
 STANDIN = {"context": "tests/images/standin"}

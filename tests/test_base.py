@@ -4,7 +4,7 @@
 import pytest
 
 from keel import ROOT
-from keel.testing import run_testinfra, ssh
+from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DATA = ROOT / "roles/base/tests/data.py"

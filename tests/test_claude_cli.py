@@ -16,7 +16,7 @@ import pytest
 from claude_cache import VERSION
 
 from keel import ROOT
-from keel.testing import run_testinfra, ssh
+from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/claude_cli.py"

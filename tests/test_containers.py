@@ -19,7 +19,7 @@ import pytest
 from containers_data import secret_values, stack
 
 from keel import ROOT, rollout
-from keel.testing import BIN, run_testinfra, ssh
+from keel.lab.testing import BIN, run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/containers.py"

@@ -14,7 +14,7 @@ import pytest
 from containers_data import secret_values, stack
 
 from keel import ROOT, rollout
-from keel.testing import run_testinfra, ssh
+from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/containers.py"

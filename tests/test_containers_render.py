@@ -4,13 +4,13 @@ import json
 
 from containers_data import stack
 
-from keel.ops import render
-from roles.app import DEFAULTS as APP
-from roles.app import exec_line, render_unit
-from roles.app.schema import Schema as AppSchema
-from roles.container_runtime import DEFAULTS as RUNTIME
+from keel.core.render import render
+from keel.core.roles import role
+from roles.app.render import exec_line, render_unit
 from roles.container_runtime import _daemon_json
-from roles.container_runtime.schema import Schema as RuntimeSchema
+
+APP, RUNTIME = role("app").defaults, role("container_runtime").defaults
+AppSchema, RuntimeSchema = role("app").settings, role("container_runtime").settings
 
 
 def app_data(engine="podman", **extra):
@@ -91,6 +91,6 @@ def test_podman_registries_conf():
     data = runtime(container_runtime_registries=[
         {"location": "registry.local:5000", "insecure": True, "username": "ci",
          "password_secret": "registry_password", "mirrors": ["mirror.local"]}])
-    text = render("container_runtime", "registries.conf", data=data)
+    text = render("container_runtime", "registries.conf", settings=data)
     assert 'location = "registry.local:5000"\ninsecure = true' in text
     assert '[[registry.mirror]]\nlocation = "mirror.local"' in text

@@ -3,8 +3,8 @@ the ports the roles declare follow their data."""
 
 import pytest
 
-from keel.roles import role_module
-from keel.sandbox import Host
+from keel.core.roles import role
+from keel.lab.sandbox import Host
 
 # Nothing listens there: a run that got as far as connecting would fail differently.
 NOWHERE = Host("d-bad1", "198.51.100.251", False, "running")
@@ -65,21 +65,20 @@ def test_bad_data_fails_before_connecting(harness, secrets_env, case):
     assert expected in line, line
 
 
-def _settings(role: str, **data):
-    module = role_module(role)
-    return module.Schema.model_validate({**module.DEFAULTS, **data})
+def _settings(name: str, **data):
+    return role(name).settings.model_validate({**role(name).defaults, **data})
 
 
 def test_postgres_port_opens_to_the_pg_hba_sources():
-    (rule,) = role_module("postgres").ports(_settings("postgres", postgres_hba=[
+    (rule,) = role("postgres").ports(_settings("postgres", postgres_hba=[
         {"sources": ["group:app", "10.0.0.0/8"]},
         {"sources": ["192.0.2.9"], "method": "reject"}]))
     assert (rule.port, rule.sources) == (5432, ["10.0.0.0/8", "group:app"])
-    assert role_module("postgres").ports(_settings("postgres", postgres_hba=[])) == []
+    assert role("postgres").ports(_settings("postgres", postgres_hba=[])) == []
 
 
 def test_redis_port_opens_to_its_sources():
-    (rule,) = role_module("redis").ports(_settings("redis"))
+    (rule,) = role("redis").ports(_settings("redis"))
     assert (rule.port, rule.sources) == (6379, ["group:app"])
 
 

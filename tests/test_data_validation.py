@@ -11,12 +11,14 @@ import types
 from dataclasses import dataclass, field
 
 import pytest
+from pydantic import Field
 
-from keel.inventory import load
-from keel.roles import ROLES, role_module
-from keel.sandbox import Host
-from keel.schema import HostName, PortRule, RoleData, Secret
-from keel.secrets import SecretFile
+from keel.core import roles
+from keel.core.inventory import load
+from keel.core.roles import Role, role
+from keel.core.schema import HostName, PortRule, RoleSettings, Secret
+from keel.core.secrets import SecretFile
+from keel.lab.sandbox import Host
 
 # Nothing listens there: a run that got as far as connecting would fail differently.
 NOWHERE = "198.51.100.250"
@@ -156,7 +158,7 @@ CASES = {
         {"storage_backend": "sqlite"}, "storage_backend", "'local', 's3' or 'postgresql'"),
     "s3 without a bucket": Case(
         {"storage_backend": "s3"}, "storage_s3_bucket", "required when storage_backend is 's3'",
-        source="roles/storage/__init__.py (default)"),
+        source="roles/storage/schema.py (default)"),
     "relative data dir": Case(
         {"storage_data_dir": "srv/app/data"}, "storage_data_dir", "expected an absolute path"),
     "claude version not pinned": Case(
@@ -173,7 +175,7 @@ CASES = {
     "storage on postgresql with no db host": Case(
         {"storage_backend": "postgresql"}, "storage_db_host",
         "no storage_db_host is set and the inventory has no db group", across=True,
-        source="roles/storage/__init__.py (default)"),
+        source="roles/storage/schema.py (default)"),
     # postgres, redis and the monitoring roles
     "node exporter port as a string": Case(
         {"node_exporter_port": "9100"}, "node_exporter_port",
@@ -283,12 +285,12 @@ def test_cli_data_overrides_are_validated(harness):
 
 # --- the mechanisms roles build on, with a stand-in role -------------------------------
 
-class FakeSchema(RoleData):
-    fake_db_host: HostName("db")
-    fake_peers: list[HostName()]
-    fake_port: int
-    fake_password_secret: str
-    fake_token: Secret | None
+class FakeSettings(RoleSettings):
+    fake_db_host: HostName("db") = Field(None, description="The db host.")
+    fake_peers: list[HostName()] = Field([], description="Peer hosts.")
+    fake_port: int = Field(8000, description="A port.")
+    fake_password_secret: str = Field("fake_db_password", description="A secret's name.")
+    fake_token: Secret | None = Field(None, description="A secret value.")
 
 
 @pytest.fixture
@@ -296,18 +298,18 @@ def fake_role(monkeypatch):
     """A role `fake` on app hosts: a db host reference, a port, a secret and a secret value."""
     module = types.ModuleType("roles.fake")
     module.__file__ = "roles/fake/__init__.py"
-    module.DEFAULTS = {"fake_db_host": None, "fake_peers": [], "fake_port": 8000,
-                       "fake_password_secret": "fake_db_password", "fake_token": None}
-    module.Schema = FakeSchema
-    module.ports = lambda s: [PortRule(port=s.fake_port, comment="fake")]
-    module.secrets = lambda s: [SecretFile(dest="fake/db", secret=s.fake_password_secret,
-                                           named_by={s.fake_password_secret:
-                                                     "fake_password_secret"})]
+    module.ROLE = Role(
+        name="fake", settings=FakeSettings, apply=lambda settings: None, groups=("app",),
+        ports=lambda s: [PortRule(port=s.fake_port, comment="fake")],
+        secrets=lambda s: [SecretFile(dest="fake/db", secret=s.fake_password_secret,
+                                      named_by={s.fake_password_secret:
+                                                "fake_password_secret"})])
     monkeypatch.setitem(sys.modules, "roles.fake", module)
-    monkeypatch.setitem(ROLES, "fake", ("app",))
-    role_module.cache_clear()
+    roles.SITE.append("fake")
+    role.cache_clear()
     yield module
-    role_module.cache_clear()
+    roles.SITE.remove("fake")
+    role.cache_clear()
 
 
 FAKE_CASES = {
@@ -347,14 +349,14 @@ def test_checks_across_hosts(harness, fake_role, fake_secret, name):
     problems = [p for p in load(inventory).problems if p.host == "e-app1"]
     assert len(problems) == 1, problems
     assert problems[0].key == key and expected in problems[0].message, problems[0]
-    source = {"required key with no default": "roles/fake/__init__.py (default)"}.get(
+    source = {"required key with no default": "roles/fake/schema.py (default)"}.get(
         name, f"fake_{name.replace(' ', '_')}_data.py")
     assert problems[0].source.endswith(source), problems[0]
 
 
 def test_keel_data_masks_secrets(harness, fake_role, fake_secret):
-    from keel.checks import secret_names
-    from keel.data import MASK, masked
+    from keel.core.checks import secret_names
+    from keel.core.data import MASK, masked
     app = Host("e-app1", "198.51.100.250", False, "running")
     inventory = harness.inventory(
         {"app": [app], "db": [Host("db1", "198.51.100.251", False, "running")]},

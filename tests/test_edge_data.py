@@ -2,7 +2,7 @@
 
 import pytest
 
-from keel.sandbox import Host
+from keel.lab.sandbox import Host
 
 NOWHERE = Host("t-bad1", "198.51.100.250", False, "running")
 UP = {"svc": {"group": "edge", "port": 8000}}
@@ -32,8 +32,7 @@ CASES = {
 @pytest.fixture
 def without_ca(secrets_env):
     """The sandbox's CA secrets removed for the test (other modules may have made them)."""
-    from keel import ca
-    from keel.secrets import store
+    from keel.core import ca, store
 
     data = store.load("sandbox")
     saved = {name: data.pop(name) for name in (ca.KEY, ca.CERT) if name in data}
@@ -71,7 +70,7 @@ def test_alerts_use_the_metrics_the_script_writes():
 def test_ca_issues_certificates_that_verify(secrets_env):
     from cryptography import x509
 
-    from keel import ca
+    from keel.core import ca
 
     root = x509.load_pem_x509_certificate(ca.init("sandbox", force=True).encode())
     _, pem = ca.issue("sandbox", ["a.internal"], ["10.0.0.5"], days=3)

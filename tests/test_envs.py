@@ -16,10 +16,11 @@ import time
 
 import pytest
 
-from keel import ROOT, sandbox
-from keel.inventory import load
-from keel.roles import ROLES
-from keel.testing import BIN, ssh
+from keel import ROOT
+from keel.core.inventory import load
+from keel.core.roles import SITE
+from keel.lab import sandbox
+from keel.lab.testing import BIN, ssh
 
 pytestmark = pytest.mark.sandbox
 
@@ -145,7 +146,7 @@ def test_every_role_deploy_honours_limit(fleet, limit):
     since = _mark(other)
     proc = subprocess.run(
         [str(BIN / "pyinfra"), "--dry", "--json", "--limit", limit, str(inventory),
-         *[f"deploys/{role}.py" for role in ROLES]],
+         *[f"deploys/{role}.py" for role in SITE]],
         cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert {name for op in json.loads(proc.stdout)["plan"]

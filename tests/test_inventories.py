@@ -10,10 +10,10 @@ import subprocess
 import pytest
 
 from keel import ROOT
-from keel.inventory import envs, load
-from keel.roles import ROLES
-from keel.sandbox import TOPOLOGIES, Host
-from keel.testing import BIN
+from keel.core.inventory import envs, load
+from keel.core.roles import SITE
+from keel.lab.sandbox import TOPOLOGIES, Host
+from keel.lab.testing import BIN
 
 TOPOLOGY = {"app": 2, "edge": 2, "db": 1, "cache": 1, "mon": 1}
 
@@ -81,7 +81,7 @@ def test_layers_later_wins_with_provenance():
     assert db1.sources["base_sshd_sources"] == "group_data/prod.py"
     assert db1.sources["base_journald_max_use"] == "group_data/db.py"
     assert db1.sources["keel_address"] == "inventories/prod.py"
-    assert db1.sources["base_timezone"] == "roles/base/__init__.py (default)"
+    assert db1.sources["base_timezone"] == "roles/base/schema.py (default)"
     assert load("staging").host("db1").values["keel_address"] != db1.values["keel_address"]
 
 
@@ -124,7 +124,7 @@ def test_drift_fails_on_an_unreachable_host(harness):
     assert "the dry run failed" in proc.stderr
 
 
-@pytest.mark.parametrize("role", list(ROLES))
+@pytest.mark.parametrize("role", SITE)
 def test_role_reads_other_hosts_from_inventory_data(role):
     """Facts come from the current host only (`host.get_fact`): other hosts' come from their
     inventory data, so a --limit run never connects to them."""

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from keel import ROOT
-from keel.testing import BIN
+from keel.lab.testing import BIN
 
 SCENARIOS = sorted(p.parents[2].name for p in ROOT.glob("roles/*/molecule/default/molecule.yml"))
 # One scenario of each kind: a role alone (base); a deploy-file peer, scenario data and the

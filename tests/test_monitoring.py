@@ -11,7 +11,7 @@ import time
 import pytest
 
 from keel import ROOT
-from keel.testing import ssh
+from keel.lab.testing import ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/monitoring.py"

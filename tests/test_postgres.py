@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from keel import ROOT
-from keel.testing import run_testinfra, ssh
+from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DATA = ROOT / "roles/postgres/tests/data.py"

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from keel import ROOT
-from keel.testing import run_testinfra, ssh
+from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DATA = ROOT / "roles/redis/tests/data.py"

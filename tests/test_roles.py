@@ -1,33 +1,38 @@
-"""Every role follows the conventions: prefixed, documented DEFAULTS that match its schema."""
+"""Every role follows the contract: one ROLE, prefixed keys declared once with a default and a
+description, a README whose variable table is generated from them, a deploy file."""
 
 import pytest
 import yaml
 
 from keel import ROOT
-from keel.roles import ROLES, role_module
+from keel.core import docs
+from keel.core.roles import SITE, role
 
 
-@pytest.mark.parametrize("name", list(ROLES))
-def test_role_conventions(name):
-    module = role_module(name)
-    assert all(key.startswith(name + "_") for key in module.DEFAULTS)
-    assert set(module.Schema.model_fields) == set(module.DEFAULTS), "schema and DEFAULTS differ"
-    module.Schema.model_validate(module.DEFAULTS)  # the defaults themselves are valid
-    readme = (ROOT / "roles" / name / "README.md").read_text()
-    missing = [key for key in module.DEFAULTS if f"`{key}`" not in readme]
-    assert not missing, f"README.md of {name} lacks a line for {missing}"
+@pytest.mark.parametrize("name", SITE)
+def test_role_contract(name):
+    each = role(name)
+    assert all(key.startswith(name + "_") for key in each.keys)
+    undocumented = [key for key, info in each.settings.model_fields.items()
+                    if not (info.description or "").strip()]
+    assert not undocumented, f"{name}: keys without a description: {undocumented}"
+    each.settings.model_validate(each.defaults)  # the defaults themselves are valid
     assert (ROOT / "deploys" / f"{name}.py").exists()
-    assert callable(module.apply)
+    assert callable(each.apply)
 
 
-@pytest.mark.parametrize("name", list(ROLES))
+def test_readme_tables_are_generated_from_the_settings():
+    assert [each.name for each in docs.stale()] == [], "run `keel docs`"
+
+
+@pytest.mark.parametrize("name", SITE)
 def test_templates_carry_managed_header(name):
     for template in (ROOT / "templates" / name).glob("*.j2"):
         assert "managed by keel" in template.read_text().splitlines()[0] + \
             template.read_text().splitlines()[1], template
 
 
-@pytest.mark.parametrize("name", list(ROLES))
+@pytest.mark.parametrize("name", SITE)
 def test_molecule_scenario(name):
     """Each role has a scenario whose instances carry the overridable prefix and the role name,
     and testinfra tests for its verify step."""

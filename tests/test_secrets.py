@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from keel import ROOT, sandbox
-from keel.testing import ssh
+from keel import ROOT
+from keel.lab import sandbox
+from keel.lab.testing import ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/secret_consumers.py"
@@ -79,7 +80,7 @@ def test_stored_encrypted_to_the_host_identity_only(converged, host, values):
 
     import pyrage
 
-    from keel.secrets import store
+    from keel.core import store
 
     with pytest.raises(pyrage.DecryptError):
         pyrage.decrypt(base64.b64decode(blob), store.identities())

@@ -2,8 +2,8 @@
 
 import pytest
 
-from keel.sandbox import Host
-from keel.secrets import store
+from keel.core import store
+from keel.lab.sandbox import Host
 
 NOWHERE = Host("s-bad1", "198.51.100.251", False, "running")
 DATA = {"postgres_roles": [{"name": "app", "password_secret": "postgres_app_password"}]}

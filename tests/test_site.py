@@ -17,7 +17,7 @@ import time
 import pytest
 
 from keel import ROOT
-from keel.testing import BIN, ssh
+from keel.lab.testing import BIN, ssh
 
 pytestmark = pytest.mark.sandbox
 

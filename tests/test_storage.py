@@ -19,8 +19,8 @@ import claude_cache
 import pytest
 
 from keel import ROOT
-from keel.sandbox import Host
-from keel.testing import run_testinfra, ssh
+from keel.lab.sandbox import Host
+from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/storage_app.py"

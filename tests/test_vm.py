@@ -19,9 +19,10 @@ import time
 
 import pytest
 
-from keel import ROOT, vm
+from keel import ROOT
 from keel.errors import KeelError
-from keel.testing import BIN
+from keel.lab import vm
+from keel.lab.testing import BIN
 
 pytestmark = pytest.mark.vm
 NAME = "vm-test"
@@ -176,7 +177,7 @@ def site(harness, request, report_duration, secrets_env):
 
 def _secrets(env: dict) -> None:
     """The vm environment's secrets and CA, throwaway (secrets_env), made as a user does."""
-    from keel.secrets import store
+    from keel.core import store
 
     _, public, _ = store.create_identity()  # secrets_env's identity
     store.set_recipients("vm", [public])

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from keel import sandbox, vm
 from keel.errors import KeelError
+from keel.lab import sandbox, vm
 
 PANIC = "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)"
 

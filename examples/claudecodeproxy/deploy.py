@@ -1,5 +1,5 @@
 """ClaudeCodeProxy reference stack: the stand-in proxy service on the app hosts (its secrets
-delivered by keel.secrets), then the edge in front of it. With data.py as data:
+delivered by keel.deploy.secrets), then the edge in front of it. With data.py as data:
 
     pyinfra inventories/<env>.py examples/claudecodeproxy/deploy.py
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pyinfra import local
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("base")
 apply_role("secrets")

@@ -6,8 +6,9 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.operations import files, server, systemd
 
-from keel.secrets import SecretFile, deliver
-from keel.site import apply_role
+from keel.core.secrets import SecretFile
+from keel.deploy.secrets import deliver
+from keel.deploy.site import apply_role
 
 HERE = Path(__file__).parent
 ENV = SecretFile(dest="claudecodeproxy/env", template="examples/claudecodeproxy/proxy.env.j2",

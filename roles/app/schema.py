@@ -1,4 +1,4 @@
-"""Schema for app's data: services, networks and volumes, with checks across services."""
+"""app's settings: services, networks and volumes, with checks across services."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from keel import ROOT
-from keel.schema import Address, Cidr, Memory, Model, Port, RoleData, Source
+from keel.core.schema import Address, Cidr, Memory, Model, Port, RoleSettings, Source
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 ObjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
@@ -141,54 +141,122 @@ class Volume(Model):
     critical: bool = False
 
 
-class Schema(RoleData):
-    app_engine: Literal["podman", "docker"]
-    app_services: dict[ServiceName, Service]
-    app_networks: dict[ObjectName, Network]
-    app_volumes: dict[ObjectName, Volume]
-    app_hardening: Hardening
-    app_health_timeout: Annotated[int, Field(ge=5)]
-    app_state_dir: AbsPath
+class Settings(RoleSettings):
+    app_engine: Literal["podman", "docker"] = Field(
+        "podman",
+        description=(
+            'Container engine the services run on: "podman" or "docker" (as '
+            "container_runtime_engine)."
+        ),
+    )
+    app_services: dict[ServiceName, Service] = Field(
+        {},
+        description=(
+            "Services: {name: {image | build, command?, environment?, secrets?, ports?, "
+            "volumes?, networks?, health?, limits?, restart?, depends_on?, hardening "
+            "overrides}}; see README."
+        ),
+    )
+    app_networks: dict[ObjectName, Network] = Field(
+        {},
+        description=(
+            "Networks: {name: {subnet?, internal?}}. Networks are isolated from each "
+            "other: services that share none cannot talk."
+        ),
+    )
+    app_volumes: dict[ObjectName, Volume] = Field(
+        {},
+        description=(
+            'Named volumes: {name: {owner?: "uid:gid", mode?, critical?}}. Never deleted by keel.'
+        ),
+    )
+    app_hardening: Hardening = Field(
+        {
+            "user": "65534:65534",
+            "read_only": True,
+            "cap_drop": ["ALL"],
+            "cap_add": [],
+            "no_new_privileges": True,
+            "tmpfs": ["/tmp"],
+        },
+        description=(
+            "Hardening every service gets unless it overrides a key: a non-root user, a "
+            "read-only root filesystem (with tmpfs dirs), no capabilities, no privilege "
+            "escalation."
+        ),
+    )
+    app_health_timeout: Annotated[int, Field(ge=5)] = Field(
+        120,
+        description=(
+            "Seconds a service may take to become healthy (and to wait for its dependencies)."
+        ),
+    )
+    app_state_dir: AbsPath = Field(
+        "/var/lib/keel/app",
+        description=(
+            "keel's state on the host: build contexts, previous unit definitions (for rollback)."
+        ),
+    )
 
 
-# --- checks across services (run by keel.data through cross_check) ----------------------
+# --- checks across services (run by keel.core.data through cross_check) ----------------------
 
-def service_problems(data: Schema) -> list[tuple[str, str]]:
+
+def service_problems(settings: Settings) -> list[tuple[str, str]]:
     """(key, message) for each inconsistency between services, networks and volumes."""
     problems: list[tuple[str, str]] = []
-    services = data.app_services
+    services = settings.app_services
     bound: dict[tuple[int, str], list[tuple[str, str, str]]] = {}
     for name, svc in services.items():
         key = f"app_services.{name}"
         for i, net in enumerate(svc.networks):
-            if net not in data.app_networks:
-                problems.append((f"{key}.networks[{i}]",
-                                 f"unknown network '{net}'; declare it in app_networks"))
+            if net not in settings.app_networks:
+                problems.append(
+                    (f"{key}.networks[{i}]", f"unknown network '{net}'; declare it in app_networks")
+                )
         for i, mount in enumerate(svc.volumes):
-            if not mount.source.startswith("/") and mount.source not in data.app_volumes:
-                problems.append((f"{key}.volumes[{i}].source",
-                                 f"unknown volume '{mount.source}'; declare it in app_volumes"))
+            if not mount.source.startswith("/") and mount.source not in settings.app_volumes:
+                problems.append(
+                    (
+                        f"{key}.volumes[{i}].source",
+                        f"unknown volume '{mount.source}'; declare it in app_volumes",
+                    )
+                )
         for i, dep in enumerate(svc.depends_on):
             if dep not in services:
                 problems.append((f"{key}.depends_on[{i}]", f"unknown service '{dep}'"))
             elif dep == name:
                 problems.append((f"{key}.depends_on[{i}]", "a service cannot depend on itself"))
-        if svc.secrets and not _numeric_user(effective(data, svc).user):
-            problems.append((f"{key}.secrets", "services with secrets need a numeric user "
-                             "('uid:gid'), so the secret files can be owned by it"))
+        if svc.secrets and not _numeric_user(effective(settings, svc).user):
+            problems.append(
+                (
+                    f"{key}.secrets",
+                    "services with secrets need a numeric user "
+                    "('uid:gid'), so the secret files can be owned by it",
+                )
+            )
         for i, port in enumerate(svc.ports):
             for other, okey, addr in bound.get((port.port, port.proto), []):
-                if addr == port.address or "0.0.0.0" in (addr, port.address) \
-                        or "::" in (addr, port.address):
-                    problems.append((f"{key}.ports[{i}]",
-                                     f"port {port.port}/{port.proto} on {port.address} is "
-                                     f"already published by service '{other}' ({okey})"))
+                if (
+                    addr == port.address
+                    or "0.0.0.0" in (addr, port.address)
+                    or "::" in (addr, port.address)
+                ):
+                    problems.append(
+                        (
+                            f"{key}.ports[{i}]",
+                            f"port {port.port}/{port.proto} on {port.address} is "
+                            f"already published by service '{other}' ({okey})",
+                        )
+                    )
             bound.setdefault((port.port, port.proto), []).append(
-                (name, f"app_services.{name}.ports[{i}]", port.address))
+                (name, f"app_services.{name}.ports[{i}]", port.address)
+            )
     cycle = _cycle(services)
     if cycle:
-        problems.append((f"app_services.{cycle[0]}.depends_on",
-                         "depends_on cycle: " + " -> ".join(cycle)))
+        problems.append(
+            (f"app_services.{cycle[0]}.depends_on", "depends_on cycle: " + " -> ".join(cycle))
+        )
     return problems
 
 
@@ -196,10 +264,10 @@ def _numeric_user(user: str | None) -> bool:
     return bool(user) and re.match(r"^[0-9]+(:[0-9]+)?$", user) is not None
 
 
-def effective(data: Schema, svc: Service) -> Hardening:
+def effective(settings: Settings, svc: Service) -> Hardening:
     """A service's hardening: app_hardening with the service's own overrides."""
     overrides = {k: getattr(svc, k) for k in Hardening.model_fields if getattr(svc, k) is not None}
-    return data.app_hardening.model_copy(update=overrides)
+    return settings.app_hardening.model_copy(update=overrides)
 
 
 def _cycle(services: dict[str, Service]) -> list[str] | None:
@@ -213,7 +281,7 @@ def _cycle(services: dict[str, Service]) -> list[str] | None:
             if dep not in services or dep == name:
                 continue
             if state.get(dep) == 1:
-                return stack[stack.index(dep):] + [dep]
+                return stack[stack.index(dep) :] + [dep]
             if dep not in state:
                 found = visit(dep)
                 if found:
@@ -247,23 +315,25 @@ def start_order(services: dict[str, Service]) -> list[str]:
 
 
 def cross_check(hosts) -> list:
-    from keel.data import Problem
+    from keel.core.data import Problem
 
     problems = []
     for host in hosts:
         if "app" not in host.roles:
             continue
-        try:
-            data = Schema.model_validate({k: host.values[k] for k in Schema.model_fields})
-        except Exception:
-            continue  # reported by the per-host validation
-        for key, message in service_problems(data):
+        settings = host.settings("app")
+        for key, message in service_problems(settings):
             top = key.split(".")[0]
             problems.append(Problem(host.name, key, host.sources.get(top, "?"), message))
         engine = host.values.get("container_runtime_engine")
-        if "container_runtime" in host.roles and engine and engine != data.app_engine:
-            problems.append(Problem(
-                host.name, "app_engine", host.sources.get("app_engine", "?"),
-                f"'{data.app_engine}' differs from container_runtime_engine '{engine}' "
-                f"(set in {host.sources.get('container_runtime_engine', '?')}); set both"))
+        if "container_runtime" in host.roles and engine and engine != settings.app_engine:
+            problems.append(
+                Problem(
+                    host.name,
+                    "app_engine",
+                    host.sources.get("app_engine", "?"),
+                    f"'{settings.app_engine}' differs from container_runtime_engine '{engine}' "
+                    f"(set in {host.sources.get('container_runtime_engine', '?')}); set both",
+                )
+            )
     return problems

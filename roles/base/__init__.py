@@ -8,97 +8,36 @@ from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Users
 from pyinfra.operations import apt, files, server, systemd
 
-from keel.data import settings
-from keel.firewall import firewall_rules
-from keel.ops import config_file, managed_file, service
-from keel.schema import PortRule
-from roles.base.schema import Schema, cross_check  # noqa: F401  (read by keel.data)
-
-DEFAULTS = {
-    # Debian mirror for bookworm and bookworm-updates.
-    "base_apt_mirror": "http://deb.debian.org/debian",
-    # Debian security mirror (bookworm-security).
-    "base_apt_security_mirror": "http://deb.debian.org/debian-security",
-    # Seconds an apt list refresh stays fresh; a run within this window does not update.
-    "base_apt_cache_time": 86400,
-    # Packages every host gets (installed without Recommends).
-    "base_packages": [
-        "ca-certificates", "curl", "less", "netbase", "procps", "iproute2", "nftables", "sudo",
-        "openssh-server", "python3", "systemd-timesyncd", "tzdata", "unattended-upgrades",
-    ],
-    # More packages for this host or group, on top of base_packages.
-    "base_extra_packages": [],
-    # Hostname; None uses the inventory name.
-    "base_hostname": None,
-    # IANA timezone name.
-    "base_timezone": "UTC",
-    # System locale (LANG). C.UTF-8 needs no generation; others are generated with locales.
-    "base_locale": "C.UTF-8",
-    # NTP servers for systemd-timesyncd.
-    "base_ntp_servers": ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"],
-    # Cap on the journal's disk use (journald SystemMaxUse).
-    "base_journald_max_use": "200M",
-    # Group whose members are admins (passwordless sudo, SSH allowed).
-    "base_admin_group": "admins",
-    # Admin users: [{name, ssh_keys: [..], shell?: /bin/bash, state?: present|absent}].
-    "base_admin_users": [],
-    # The image's default user (cloud-init's; "debian" on Debian cloud images); None: none.
-    "base_default_user": None,
-    # Lock the default user once the admins exist: no SSH keys, no password, denied by sshd.
-    "base_default_user_lock": True,
-    # sshd PermitRootLogin: "no", "prohibit-password" or "forced-commands-only".
-    "base_sshd_permit_root_login": "prohibit-password",
-    # Port sshd listens on (the firewall opens it).
-    "base_sshd_port": 22,
-    # Sources allowed to reach sshd: CIDRs or "group:<name>"; empty allows any.
-    "base_sshd_sources": [],
-    # Deny inbound traffic except what roles declare (nftables).
-    "base_firewall_enabled": True,
-    # Extra inbound ports: [{port, proto?: tcp|udp, sources?: [CIDR|group:<name>], comment?}].
-    "base_firewall_ports": [],
-    # Install security upgrades automatically (unattended-upgrades).
-    "base_unattended_upgrades": True,
-    # Kernel hardening (sysctl.d); applied where /proc/sys is writable (not in containers).
-    "base_sysctl": {
-        "kernel.kptr_restrict": 2,
-        "kernel.dmesg_restrict": 1,
-        "kernel.unprivileged_bpf_disabled": 1,
-        "fs.protected_hardlinks": 1,
-        "fs.protected_symlinks": 1,
-        "net.ipv4.tcp_syncookies": 1,
-        "net.ipv4.conf.all.rp_filter": 1,
-        "net.ipv4.conf.default.rp_filter": 1,
-        "net.ipv4.conf.all.accept_redirects": 0,
-        "net.ipv4.conf.default.accept_redirects": 0,
-        "net.ipv4.conf.all.send_redirects": 0,
-        "net.ipv4.conf.all.accept_source_route": 0,
-        "net.ipv6.conf.all.accept_redirects": 0,
-    },
-}
+from keel.core.roles import Role
+from keel.core.schema import PortRule
+from keel.deploy.ops import config_file, managed_file, service
+from roles.base.firewall import firewall_rules
+from roles.base.schema import Settings, cross_check
 
 
-def ports(data: Schema) -> list[PortRule]:
+def ports(settings: Settings) -> list[PortRule]:
     """Inbound ports base needs: sshd, plus the extra ports its data lists."""
-    return [PortRule(port=data.base_sshd_port, sources=data.base_sshd_sources, comment="sshd"),
-            *data.base_firewall_ports]
+    return [PortRule(port=settings.base_sshd_port, sources=settings.base_sshd_sources,
+                     comment="sshd"),
+            *settings.base_firewall_ports]
 
 
 @deploy("base")
-def apply() -> None:
-    data = settings("base")
-    _apt(data)
-    _identity(data)
-    _time(data)
-    _admins(data)
-    _default_user(data)
-    _sshd(data)
-    _firewall(data)
-    _upgrades(data)
+def apply(settings: Settings) -> None:
+    _apt(settings)
+    _identity(settings)
+    _time(settings)
+    _admins(settings)
+    _default_user(settings)
+    _sshd(settings)
+    _firewall(settings)
+    _upgrades(settings)
 
 
-def _apt(data) -> None:
+def _apt(settings) -> None:
     sources = config_file("base", "debian.sources", "/etc/apt/sources.list.d/debian.sources",
-                          name="Set Debian apt sources (main, updates, security)")
+                          name="Set Debian apt sources (main, updates, security)",
+                          settings=settings)
     legacy = files.file(name="Remove legacy /etc/apt/sources.list", path="/etc/apt/sources.list",
                         present=False)
     # Refresh when the sources change, otherwise only once the cache is older than cache_time.
@@ -107,45 +46,46 @@ def _apt(data) -> None:
         server.shell(name="Update apt lists",
                      commands=["apt-get update", f"touch {apt.APT_UPDATE_FILENAME}"])
     else:
-        apt.update(name="Update apt lists", cache_time=data.base_apt_cache_time)
+        apt.update(name="Update apt lists", cache_time=settings.base_apt_cache_time)
     apt.packages(name="Install base packages",
-                 packages=[*data.base_packages, *data.base_extra_packages], no_recommends=True)
+                 packages=[*settings.base_packages, *settings.base_extra_packages],
+                 no_recommends=True)
 
 
-def _identity(data) -> None:
-    name = data.base_hostname or host.name
+def _identity(settings) -> None:
+    name = settings.base_hostname or host.name
     server.hostname(name="Set hostname", hostname=name)
     config_file("base", "hosts", "/etc/hosts", name="Write /etc/hosts", hostname=name,
                 peers=_peers())
     files.link(name="Set timezone", path="/etc/localtime",
-               target=f"/usr/share/zoneinfo/{data.base_timezone}")
+               target=f"/usr/share/zoneinfo/{settings.base_timezone}")
     if host.get_fact(Directory, "/etc/cloud/cloud.cfg.d"):
         config_file("base", "cloud-init.cfg", "/etc/cloud/cloud.cfg.d/99-keel.cfg",
                     name="Keep cloud-init off the hostname and /etc/hosts")
     managed_file(name="Write /etc/timezone", dest="/etc/timezone",
-                 content=f"{data.base_timezone}\n")
-    if not data.base_locale.startswith("C."):
+                 content=f"{settings.base_timezone}\n")
+    if not settings.base_locale.startswith("C."):
         apt.packages(name="Install locales", packages=["locales"], no_recommends=True)
         gen = files.line(name="Enable locale in /etc/locale.gen", path="/etc/locale.gen",
-                         line=f"{data.base_locale} .*",
-                         replace=f"{data.base_locale} {data.base_locale.split('.')[-1]}")
+                         line=f"{settings.base_locale} .*",
+                         replace=f"{settings.base_locale} {settings.base_locale.split('.')[-1]}")
         server.shell(name="Generate locales", commands=["locale-gen"], _if=gen.did_change)
     managed_file(name="Set default locale", dest="/etc/default/locale",
-                 content=f"LANG={data.base_locale}\n")
+                 content=f"LANG={settings.base_locale}\n")
     journald = config_file("base", "journald.conf", "/etc/systemd/journald.conf.d/keel.conf",
-                           name="Cap journald disk use")
+                           name="Cap journald disk use", settings=settings)
     systemd.service(name="Restart journald", service="systemd-journald", restarted=True,
                     _if=journald.did_change)
     sysctl = config_file("base", "sysctl.conf", "/etc/sysctl.d/90-keel.conf",
-                         name="Write kernel hardening sysctls")
+                         name="Write kernel hardening sysctls", settings=settings)
     # systemd-sysctl skips itself where /proc/sys is read-only (containers).
     systemd.service(name="Apply sysctls", service="systemd-sysctl", running=None,
                     restarted=True, _if=sysctl.did_change)
 
 
-def _time(data) -> None:
+def _time(settings) -> None:
     conf = config_file("base", "timesyncd.conf", "/etc/systemd/timesyncd.conf.d/keel.conf",
-                       name="Configure time sync (timesyncd)")
+                       name="Configure time sync (timesyncd)", settings=settings)
     # Enabled, not forced running: the unit skips itself in containers, where the
     # controller's kernel keeps time.
     service(name="Enable time sync", service="systemd-timesyncd", running=None,
@@ -154,27 +94,27 @@ def _time(data) -> None:
                     restarted=True, _if=conf.did_change)
 
 
-def _admins(data) -> None:
-    server.group(name=f"Admin group {data.base_admin_group}", group=data.base_admin_group)
+def _admins(settings) -> None:
+    server.group(name=f"Admin group {settings.base_admin_group}", group=settings.base_admin_group)
     config_file("base", "sudoers", "/etc/sudoers.d/keel-admins", mode="0440",
-                name="Passwordless sudo for admins")
-    for user in data.base_admin_users:
+                name="Passwordless sudo for admins", settings=settings)
+    for user in settings.base_admin_users:
         present = user.state == "present"
         server.user(
             name=f"Admin user {user.name}" if present else f"Remove user {user.name}",
             user=user.name, present=present, shell=user.shell,
-            groups=[data.base_admin_group], home=f"/home/{user.name}",
+            groups=[settings.base_admin_group], home=f"/home/{user.name}",
             create_home=True, public_keys=list(user.ssh_keys) if present else None,
             delete_keys=True,
         )
 
 
-def _default_user(data) -> None:
+def _default_user(settings) -> None:
     """Lock the image's default user. The run may be logged in as that user: its open SSH
     session and sudo keep working, so later roles still apply, and the next run logs in as
     an admin (inventories/vm.py picks whichever can)."""
-    name = data.base_default_user
-    user = host.get_fact(Users).get(name) if name and data.base_default_user_lock else None
+    name = settings.base_default_user
+    user = host.get_fact(Users).get(name) if name and settings.base_default_user_lock else None
     if user is None:
         return
     files.file(name=f"Remove SSH keys of default user {name}",
@@ -184,15 +124,15 @@ def _default_user(data) -> None:
                      commands=[f"usermod --lock {name}"])
 
 
-def _sshd(data) -> None:
+def _sshd(settings) -> None:
     conf = config_file("base", "sshd.conf", "/etc/ssh/sshd_config.d/10-keel.conf",
-                       name="Harden sshd")
+                       name="Harden sshd", settings=settings)
     server.shell(name="Check sshd config", commands=["sshd -t"], _if=conf.did_change)
     systemd.service(name="Reload sshd", service="ssh", reloaded=True, _if=conf.did_change)
 
 
-def _firewall(data) -> None:
-    if not data.base_firewall_enabled:
+def _firewall(settings) -> None:
+    if not settings.base_firewall_enabled:
         return
     rules = config_file("base", "nftables.conf", "/etc/nftables.conf", mode="0600",
                         name="Write firewall rules", rules=firewall_rules())
@@ -203,9 +143,9 @@ def _firewall(data) -> None:
             enabled=True)
 
 
-def _upgrades(data) -> None:
+def _upgrades(settings) -> None:
     config_file("base", "20auto-upgrades", "/etc/apt/apt.conf.d/20auto-upgrades",
-                name="Set unattended security upgrades")
+                name="Set unattended security upgrades", settings=settings)
 
 
 def _peers() -> list[tuple[str, str]]:
@@ -214,3 +154,6 @@ def _peers() -> list[tuple[str, str]]:
     return sorted((other.data.keel_address, other.name) for other in inventory
                   if other.data.get("keel_address") and other.name != host.name)
 
+
+ROLE = Role(name="base", settings=Settings, apply=apply, groups=("all",), ports=ports,
+            cross_check=cross_check)

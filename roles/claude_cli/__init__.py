@@ -9,36 +9,11 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File, FindFiles
 from pyinfra.operations import apt, files, server
 
-from keel.data import settings
-from keel.ops import config_file, managed_file, restart_readers
-from keel.secrets import SecretFile, deliver
-from roles.claude_cli.schema import Schema  # noqa: F401  (read by keel.data)
-
-DEFAULTS = {
-    # Pinned @anthropic-ai/claude-code version; changing it upgrades (and removes the old one).
-    "claude_cli_version": "2.1.328",
-    # npm registry (or a mirror of it) the host fetches the package metadata and tarball from.
-    "claude_cli_registry": "https://registry.npmjs.org",
-    # Directory on the host that keeps downloaded tarballs (verified before use); None: no cache.
-    "claude_cli_cache_dir": None,
-    # Default model (settings.json "model", the app's DEFAULT_MODEL).
-    "claude_cli_model": "sonnet",
-    # Tools allowed without a prompt (settings.json permissions.allow, DEFAULT_ALLOWED_TOOLS).
-    "claude_cli_allowed_tools": ["Read", "Edit", "Bash", "Glob", "Grep", "Write"],
-    # Tools always refused (settings.json permissions.deny).
-    "claude_cli_denied_tools": [],
-    # Sub-agents on (ENABLE_SUBAGENTS); off removes the agent files.
-    "claude_cli_enable_subagents": True,
-    # Sub-agents: [{name, description, prompt, tools?: [..], model?}] -> ~claude/.claude/agents/.
-    "claude_cli_subagents": [],
-    # Auth: "api_key" (ANTHROPIC_API_KEY), "oauth_token" (CLAUDE_CODE_OAUTH_TOKEN) or "none"
-    # (no credential until an environment sets one: inventories work without the secret).
-    "claude_cli_auth": "none",
-    # Name of the secret holding the key or token.
-    "claude_cli_auth_secret": "claude_api_key",
-    # Users allowed to run claude-headless (through sudo, as the claude user).
-    "claude_cli_callers": [],
-}
+from keel.core.roles import Role
+from keel.core.secrets import SecretFile
+from keel.deploy.ops import config_file, managed_file, restart_readers
+from keel.deploy.secrets import deliver
+from roles.claude_cli.schema import Settings
 
 USER = "claude"
 HOME = "/var/lib/claude"
@@ -53,26 +28,25 @@ AUTH_ENV = {"api_key": "ANTHROPIC_API_KEY", "oauth_token": "CLAUDE_CODE_OAUTH_TO
 CLI_ENV = {"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
 
 
-def secrets(data: Schema) -> list[SecretFile]:
-    if data.claude_cli_auth == "none":
+def secrets(settings: Settings) -> list[SecretFile]:
+    if settings.claude_cli_auth == "none":
         return []
-    return [SecretFile(dest="claude/auth", secret=data.claude_cli_auth_secret, owner=USER,
+    return [SecretFile(dest="claude/auth", secret=settings.claude_cli_auth_secret, owner=USER,
                        group=USER, mode="0400")]
 
 
-def settings_json(data: Schema) -> str:
+def settings_json(settings: Settings) -> str:
     return json.dumps({
-        "model": data.claude_cli_model,
-        "permissions": {"allow": data.claude_cli_allowed_tools,
-                        "deny": data.claude_cli_denied_tools},
+        "model": settings.claude_cli_model,
+        "permissions": {"allow": settings.claude_cli_allowed_tools,
+                        "deny": settings.claude_cli_denied_tools},
         "env": CLI_ENV,
     }, indent=2) + "\n"
 
 
 @deploy("claude_cli")
-def apply() -> None:
-    data = settings("claude_cli")
-    version = data.claude_cli_version
+def apply(settings: Settings) -> None:
+    version = settings.claude_cli_version
     apt.packages(name="Install the installer's tools", packages=["ca-certificates", "python3"],
                  no_recommends=True)
     server.user(name=f"CLI user {USER}", user=USER, system=True, home=HOME,
@@ -80,9 +54,9 @@ def apply() -> None:
     files.directory(name=f"{USER}'s home", path=HOME, user=USER, group=USER, mode="0750")
 
     config_file("claude_cli", "keel-claude-install", INSTALLER, mode="0755",
-                name="Install the Claude Code installer", opt=OPT)
-    if data.claude_cli_cache_dir:
-        files.directory(name="Claude Code download cache", path=data.claude_cli_cache_dir,
+                name="Install the Claude Code installer", opt=OPT, settings=settings)
+    if settings.claude_cli_cache_dir:
+        files.directory(name="Claude Code download cache", path=settings.claude_cli_cache_dir,
                         mode="0700")
     if host.get_fact(File, path=f"{OPT}/{version}/claude") is None:
         server.shell(name=f"Install Claude Code {version}",
@@ -96,32 +70,32 @@ def apply() -> None:
 
     dot = f"{HOME}/.claude"
     files.directory(name="~claude/.claude", path=dot, user=USER, group=USER, mode="0700")
-    managed_file(name="~claude/.claude/settings.json", content=settings_json(data),
+    managed_file(name="~claude/.claude/settings.json", content=settings_json(settings),
                  dest=f"{dot}/settings.json", user=USER, group=USER, mode="0600")
-    _agents(data, f"{dot}/agents")
+    _agents(settings, f"{dot}/agents")
 
-    for file in secrets(data):
+    for file in secrets(settings):
         deliver(name="Deliver the Claude credential", file=file)
     config_file("claude_cli", "claude-headless", WRAPPER, mode="0755",
                 name="Install claude-headless", wrapper=WRAPPER, user_name=USER, home=HOME, bin=BIN,
-                auth_file=secrets(data)[0].path if secrets(data) else None,
-                auth_env=AUTH_ENV.get(data.claude_cli_auth), cli_env=CLI_ENV)
-    if data.claude_cli_callers:
+                auth_file=secrets(settings)[0].path if secrets(settings) else None,
+                auth_env=AUTH_ENV.get(settings.claude_cli_auth), cli_env=CLI_ENV)
+    if settings.claude_cli_callers:
         apt.packages(name="Install sudo", packages=["sudo"], no_recommends=True)
     managed_file(name="Allow callers to run claude-headless", dest="/etc/sudoers.d/keel-claude-cli",
                  content="".join(f"{u} ALL=({USER}) NOPASSWD: {WRAPPER}\n"
-                                 for u in data.claude_cli_callers) or "# no callers\n",
+                                 for u in settings.claude_cli_callers) or "# no callers\n",
                  mode="0440")
     app_env = config_file("claude_cli", "app.env", APP_ENV,
-                          name="The app's Claude CLI settings", wrapper=WRAPPER)
+                          name="The app's Claude CLI settings", wrapper=WRAPPER, settings=settings)
     restart_readers(name="Restart the services that read the Claude CLI settings", path=APP_ENV,
                     _if=app_env.did_change)
 
 
-def _agents(data: Schema, path: str) -> None:
+def _agents(settings: Settings, path: str) -> None:
     files.directory(name="~claude/.claude/agents", path=path, user=USER, group=USER, mode="0700")
-    wanted = {a.name: a for a in data.claude_cli_subagents} \
-        if data.claude_cli_enable_subagents else {}
+    wanted = {a.name: a for a in settings.claude_cli_subagents} \
+        if settings.claude_cli_enable_subagents else {}
     for name, agent in wanted.items():
         config_file("claude_cli", "agent.md", f"{path}/{name}.md", name=f"Sub-agent {name}",
                     user=USER, group=USER, mode="0600", agent=agent)
@@ -129,3 +103,6 @@ def _agents(data: Schema, path: str) -> None:
              if p.rsplit("/", 1)[1][:-3] not in wanted]
     for stale_path in stale:
         files.file(name=f"Remove sub-agent {stale_path}", path=stale_path, present=False)
+
+
+ROLE = Role(name="claude_cli", settings=Settings, apply=apply, groups=("app",), secrets=secrets)

@@ -9,41 +9,13 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from keel.containers import AUTH_DIR, AUTH_ENV, ImageExists
-from keel.data import settings
-from keel.ops import config_file, service, text
-from keel.schema import PortRule, size_bytes
-from keel.secrets import SecretFile, deliver
-from roles.container_runtime.schema import Schema  # noqa: F401  (read by keel.data)
-
-DEFAULTS = {
-    # Container engine: "podman" (Debian's podman 4.3) or "docker" (Debian's docker.io).
-    "container_runtime_engine": "podman",
-    # OCI runtime: "runc" or "crun" (nested hosts, e.g. the sandbox, need crun).
-    "container_runtime_oci_runtime": "runc",
-    # cgroup manager: "systemd", or "cgroupfs" where there is no usable systemd/dbus.
-    "container_runtime_cgroup_manager": "systemd",
-    # Storage driver: "overlay"; "fuse-overlayfs" where / is itself overlayfs; "vfs" (slow).
-    "container_runtime_storage_driver": "overlay",
-    # Image and container storage directory; None keeps the engine's default.
-    "container_runtime_storage_root": None,
-    # Size cap of one container's log file (k8s-file for podman, json-file for docker).
-    "container_runtime_log_max_size": "10M",
-    # Rotated log files kept per container (docker; podman truncates at the cap).
-    "container_runtime_log_max_files": 3,
-    # Address pool for container networks that set no subnet (keep it off host networks).
-    "container_runtime_network_pool": "10.89.0.0/16",
-    # Default ulimits of containers, e.g. ["nofile=16384:16384"]; [] keeps the engine's.
-    "container_runtime_default_ulimits": [],
-    # Registries tried, in order, for short image names.
-    "container_runtime_search_registries": ["docker.io"],
-    # Registries: [{location, insecure?, username?, password_secret?, mirrors?: [..]}];
-    # the password comes from the secret named password_secret.
-    "container_runtime_registries": [],
-    # Images built from the host's own Debian files (/usr and a few /etc files), for hosts
-    # with no registry: e.g. ["localhost/keel/debian-host:12"].
-    "container_runtime_host_images": [],
-}
+from keel.core.roles import Role
+from keel.core.schema import PortRule, size_bytes
+from keel.core.secrets import SecretFile
+from keel.deploy.containers import AUTH_DIR, AUTH_ENV, ImageExists
+from keel.deploy.ops import config_file, service, text
+from keel.deploy.secrets import deliver
+from roles.container_runtime.schema import Settings
 
 PACKAGES = {
     "podman": ["podman", "netavark", "aardvark-dns", "iptables", "catatonit"],
@@ -52,59 +24,59 @@ PACKAGES = {
 LIBEXEC = "/usr/local/libexec/keel-host-image"
 
 
-def secrets(data: Schema) -> list[SecretFile]:
+def secrets(settings: Settings) -> list[SecretFile]:
     """Registry passwords this host needs (read by root, piped to the engine's login)."""
     return [SecretFile(dest=f"container_runtime/registry-{_slug(r.location)}",
                        secret=r.password_secret, named_by={
                            r.password_secret: f"container_runtime_registries[{i}].password_secret"})
-            for i, r in enumerate(data.container_runtime_registries) if r.password_secret]
+            for i, r in enumerate(settings.container_runtime_registries) if r.password_secret]
 
 
-def ports(data: Schema) -> list[PortRule]:
+def ports(settings: Settings) -> list[PortRule]:
     """DNS for containers: podman's aardvark-dns answers on each network's gateway."""
-    if data.container_runtime_engine != "podman":
+    if settings.container_runtime_engine != "podman":
         return []
-    return [PortRule(port=53, proto="udp", sources=[data.container_runtime_network_pool],
+    return [PortRule(port=53, proto="udp", sources=[settings.container_runtime_network_pool],
                      comment="container DNS (aardvark-dns)")]
 
 
 @deploy("container_runtime")
-def apply() -> None:
-    data = settings("container_runtime")
-    engine = data.container_runtime_engine
+def apply(settings: Settings) -> None:
+    engine = settings.container_runtime_engine
     # The configured runtime explicitly: podman depends on "crun | runc", so apt alone
     # installs crun and podman with runtime = "runc" fails on every call.
-    packages = [*PACKAGES[engine], data.container_runtime_oci_runtime]
-    if data.container_runtime_storage_driver == "fuse-overlayfs":
+    packages = [*PACKAGES[engine], settings.container_runtime_oci_runtime]
+    if settings.container_runtime_storage_driver == "fuse-overlayfs":
         packages.append("fuse-overlayfs")
     if engine == "podman":
-        _podman_config(data)
+        _podman_config(settings)
     else:
-        _docker_config(data)
+        _docker_config(settings)
     apt.packages(name=f"Install {engine}", packages=packages, no_recommends=True)
     if engine == "docker":
         service(name="Start docker", service="docker", running=True, enabled=True)
-    _logins(data)
-    _host_images(data)
+    _logins(settings)
+    _host_images(settings)
 
 
-def _podman_config(data) -> None:
+def _podman_config(settings) -> None:
     config_file("container_runtime", "containers.conf", "/etc/containers/containers.conf",
                 name="Configure podman (containers.conf)",
-                log_max_bytes=size_bytes(data.container_runtime_log_max_size))
+                log_max_bytes=size_bytes(settings.container_runtime_log_max_size),
+                settings=settings)
     config_file("container_runtime", "storage.conf", "/etc/containers/storage.conf",
-                name="Configure podman storage")
+                name="Configure podman storage", settings=settings)
     config_file("container_runtime", "registries.conf",
                 "/etc/containers/registries.conf.d/50-keel.conf",
-                name="Configure registries")
+                name="Configure registries", settings=settings)
 
 
-def _docker_config(data) -> None:
+def _docker_config(settings) -> None:
     # Written before the package is installed, so dockerd's first start uses it.
     installed = host.get_fact(server.Which, command="dockerd") is not None
     # JSON has no comments, so no "managed by keel" line: dockerd rejects unknown keys.
     conf = files.put(name="Configure docker (daemon.json)", dest="/etc/docker/daemon.json",
-                     src=text(json.dumps(_daemon_json(data), indent=2, sort_keys=True) + "\n"),
+                     src=text(json.dumps(_daemon_json(settings), indent=2, sort_keys=True) + "\n"),
                      mode="0644", create_remote_dir=True)
     if installed:
         systemd.service(name="Restart docker", service="docker", running=None, restarted=True,
@@ -114,27 +86,27 @@ def _docker_config(data) -> None:
 DOCKER_STORAGE = {"overlay": "overlay2", "fuse-overlayfs": "fuse-overlayfs", "vfs": "vfs"}
 
 
-def _daemon_json(data) -> dict:
+def _daemon_json(settings) -> dict:
     conf = {
-        "exec-opts": [f"native.cgroupdriver={data.container_runtime_cgroup_manager}"],
-        "storage-driver": DOCKER_STORAGE[data.container_runtime_storage_driver],
+        "exec-opts": [f"native.cgroupdriver={settings.container_runtime_cgroup_manager}"],
+        "storage-driver": DOCKER_STORAGE[settings.container_runtime_storage_driver],
         "log-driver": "json-file",
-        "log-opts": {"max-size": data.container_runtime_log_max_size.lower(),
-                     "max-file": str(data.container_runtime_log_max_files)},
-        "default-address-pools": [{"base": data.container_runtime_network_pool, "size": 24}],
-        "insecure-registries": [r.location for r in data.container_runtime_registries
+        "log-opts": {"max-size": settings.container_runtime_log_max_size.lower(),
+                     "max-file": str(settings.container_runtime_log_max_files)},
+        "default-address-pools": [{"base": settings.container_runtime_network_pool, "size": 24}],
+        "insecure-registries": [r.location for r in settings.container_runtime_registries
                                 if r.insecure],
-        "registry-mirrors": [m for r in data.container_runtime_registries
+        "registry-mirrors": [m for r in settings.container_runtime_registries
                              if r.location == "docker.io" for m in r.mirrors],
     }
-    if data.container_runtime_oci_runtime == "crun":
+    if settings.container_runtime_oci_runtime == "crun":
         conf["runtimes"] = {"crun": {"path": "/usr/bin/crun"}}
         conf["default-runtime"] = "crun"
-    if data.container_runtime_storage_root:
-        conf["data-root"] = data.container_runtime_storage_root
-    if data.container_runtime_default_ulimits:
+    if settings.container_runtime_storage_root:
+        conf["data-root"] = settings.container_runtime_storage_root
+    if settings.container_runtime_default_ulimits:
         conf["default-ulimits"] = {}
-        for item in data.container_runtime_default_ulimits:
+        for item in settings.container_runtime_default_ulimits:
             name, limits = item.split("=")
             soft, hard = limits.split(":")
             conf["default-ulimits"][name] = {"Name": name, "Soft": int(soft), "Hard": int(hard)}
@@ -159,15 +131,15 @@ class RegistryLogins(FactBase):
         return dict(line.split(" ", 1) for line in output if " " in line)
 
 
-def _logins(data) -> None:
-    registries = [r for r in data.container_runtime_registries if r.password_secret]
+def _logins(settings) -> None:
+    registries = [r for r in settings.container_runtime_registries if r.password_secret]
     if not registries:
         return
-    engine = data.container_runtime_engine
+    engine = settings.container_runtime_engine
     var, path = AUTH_ENV[engine]
     files.directory(name="Registry login directory (tmpfs)", path=AUTH_DIR, mode="0700")
     logins = host.get_fact(RegistryLogins, engine=engine)
-    for registry, file in zip(registries, secrets(data), strict=True):
+    for registry, file in zip(registries, secrets(settings), strict=True):
         secret = deliver(name=f"Registry password for {registry.location}", file=file)
         command = (f"{var}={path} {engine} login --username {registry.username} "
                    f"--password-stdin {registry.location} < {file.path}")
@@ -182,13 +154,17 @@ def _slug(location: str) -> str:
     return re.sub(r"[^a-z0-9.-]", "_", location)
 
 
-def _host_images(data) -> None:
-    if not data.container_runtime_host_images:
+def _host_images(settings) -> None:
+    if not settings.container_runtime_host_images:
         return
-    engine = data.container_runtime_engine
+    engine = settings.container_runtime_engine
     config_file("container_runtime", "host-image.sh", LIBEXEC, mode="0755",
                 name="Install host image builder")
-    for image in data.container_runtime_host_images:
+    for image in settings.container_runtime_host_images:
         if not host.get_fact(ImageExists, engine=engine, image=image):
             server.shell(name=f"Build image {image} from the host's files",
                          commands=[f"{LIBEXEC} {engine} {image}"])
+
+
+ROLE = Role(name="container_runtime", settings=Settings, apply=apply, groups=("app",),
+            ports=ports, secrets=secrets)

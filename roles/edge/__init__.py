@@ -12,43 +12,15 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, oper
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from keel import ca
-from keel.data import settings
-from keel.ops import config_file, service
-from keel.schema import PortRule
-from keel.secrets import RUN_DIR, SecretFile, deliver, store_commands
+from keel.core import ca
+from keel.core.render import render
+from keel.core.roles import Role
+from keel.core.schema import PortRule
+from keel.core.secrets import RUN_DIR, SecretFile
+from keel.deploy.ops import config_file, dropin, service, start_after
+from keel.deploy.secrets import deliver, store_commands
 from roles.edge.alerts import EDGE_ALERTS
-from roles.edge.schema import Schema, Vhost, cross_check  # noqa: F401  (read by keel.data)
-
-DEFAULTS = {
-    # Virtual hosts: [{name, server_name, aliases?, upstream, tls?: internal|provided|acme,
-    # cert_secret?, key_secret?, addresses?, client_max_body_size?, connect/read/send_timeout?,
-    # rate_limit?: {rate, burst}, ocsp_stapling?, directives?}] (see README).
-    "edge_vhosts": [],
-    # Upstreams by service name: {name: {group, port, via?: address|loopback, max_fails?,
-    # fail_timeout?, keepalive?}}; servers are the group's hosts' keel_address.
-    "edge_upstreams": {},
-    # Who may reach ports 80/443: CIDRs or "group:<name>"; empty allows any.
-    "edge_sources": [],
-    # TLS protocol versions offered.
-    "edge_tls_protocols": ["TLSv1.2", "TLSv1.3"],
-    # Strict-Transport-Security max-age in seconds (0 sends no HSTS header).
-    "edge_hsts_max_age": 31536000,
-    # Lifetime in days of certificates issued by the internal CA.
-    "edge_cert_days": 90,
-    # Renew internal-CA certificates with fewer days than this left (checked on converge).
-    "edge_renew_days": 30,
-    # ACME account: {server (directory URL), email?, ca_cert? (PEM trusted for the server)}.
-    "edge_acme": {"server": "https://acme-v02.api.letsencrypt.org/directory"},
-    # nginx worker_connections.
-    "edge_worker_connections": 1024,
-    # Listen on IPv6 as well as IPv4.
-    "edge_listen_ipv6": False,
-    # node exporter textfile collector directory for keel_edge_* metrics.
-    "edge_textfile_dir": "/var/lib/prometheus/node-exporter",
-    # How often the metrics timer runs (systemd time span).
-    "edge_metrics_interval": "1min",
-}
+from roles.edge.schema import Settings, Vhost, cross_check
 
 CONF_DIR = "/etc/nginx/keel"
 STAGED, LIVE = f"{CONF_DIR}/staged", f"{CONF_DIR}/live"
@@ -61,11 +33,11 @@ STATUS_LOG = "/var/log/nginx/keel-status.log"
 METRICS = "/usr/local/sbin/keel-edge-metrics"
 
 
-def ports(data: Schema) -> list[PortRule]:
-    if not data.edge_vhosts:
+def ports(settings: Settings) -> list[PortRule]:
+    if not settings.edge_vhosts:
         return []
-    return [PortRule(port=80, sources=data.edge_sources, comment="edge http (redirect, acme)"),
-            PortRule(port=443, sources=data.edge_sources, comment="edge https")]
+    return [PortRule(port=80, sources=settings.edge_sources, comment="edge http (redirect, acme)"),
+            PortRule(port=443, sources=settings.edge_sources, comment="edge https")]
 
 
 def alerts() -> list[dict]:
@@ -80,10 +52,10 @@ def _key_file(vhost: Vhost, i: int = 0) -> SecretFile:
     return SecretFile(dest=f"edge/{vhost.name}.key", generated=True)
 
 
-def secrets(data: Schema) -> list[SecretFile]:
+def secrets(settings: Settings) -> list[SecretFile]:
     """Provided keys and chains from secrets; internal-CA keys are made by keel (generated)."""
     out = []
-    for i, vhost in enumerate(data.edge_vhosts):
+    for i, vhost in enumerate(settings.edge_vhosts):
         if vhost.tls == "provided":
             out += [SecretFile(dest=f"edge/{vhost.name}.crt", secret=vhost.cert_secret,
                                named_by={vhost.cert_secret: f"edge_vhosts[{i}].cert_secret"}),
@@ -103,10 +75,10 @@ def cert_paths(vhost: Vhost) -> tuple[str, str]:
     return cert, f"{RUN_DIR}/edge/{vhost.name}.key"
 
 
-def upstream_servers(data: Schema) -> dict[str, list[str]]:
+def upstream_servers(settings: Settings) -> dict[str, list[str]]:
     """Upstream name -> addresses, from inventory data (never by connecting)."""
     out = {}
-    for name, upstream in data.edge_upstreams.items():
+    for name, upstream in settings.edge_upstreams.items():
         if upstream.via == "loopback":
             out[name] = ["127.0.0.1"]
         else:
@@ -201,62 +173,64 @@ def internal_cert(vhost: Vhost, days: int, renew_days: int, ca_changed: bool = F
 
 
 @deploy("edge")
-def apply() -> None:
-    data = settings("edge")
-    acme = [v for v in data.edge_vhosts if v.tls == "acme"]
+def apply(settings: Settings) -> None:
+    acme = [v for v in settings.edge_vhosts if v.tls == "acme"]
     packages = ["nginx", "openssl", *(["certbot"] if acme else [])]
     apt.packages(name="Install nginx", packages=packages, no_recommends=True)
-    dropin = config_file("edge", "nginx-unit.conf", "/etc/systemd/system/nginx.service.d/keel.conf",
-                         name="Start nginx after keel-secrets")
-    systemd.daemon_reload(name="Reload systemd units (nginx)", _if=dropin.did_change)
-    certs = _certificates(data)
+    unit = start_after("nginx.service", "edge", ["keel-secrets.service"],
+                       name="Start nginx after keel-secrets",
+                       why="Certificate keys live in /run/keel/secrets, decrypted by keel-secrets "
+                           "at boot.")
+    systemd.daemon_reload(name="Reload systemd units (nginx)", _if=unit.did_change)
+    certs = _certificates(settings)
     missing = {v.name for v in acme
                if host.get_fact(Certificate, path=cert_paths(v)[0], key=cert_paths(v)[1])
                is None}
     if missing:
         # nginx must serve the challenge path before the first ACME certificate exists.
-        _publish(data, [v for v in data.edge_vhosts if v.name not in missing], certs,
+        _publish(settings, [v for v in settings.edge_vhosts if v.name not in missing], certs,
                  " (without new ACME vhosts)")
-        _acme(data, acme, missing)
-    _publish(data, data.edge_vhosts, certs)
+        _acme(settings, acme, missing)
+    _publish(settings, settings.edge_vhosts, certs)
     if acme:
-        _acme(data, acme, set())
-    _metrics(data)
+        _acme(settings, acme, set())
+    _metrics(settings)
 
 
-def _certificates(data: Schema) -> list:
+def _certificates(settings: Settings) -> list:
     """Put every vhost's certificate and key in place; returns the operations."""
     ops = []
-    if any(v.tls == "internal" for v in data.edge_vhosts):
+    if any(v.tls == "internal" for v in settings.edge_vhosts):
         ca_file = files.put(name="Install the environment's CA certificate",
                             src=BytesIO(ca.cert(host.data.keel_env).encode()), dest=CA_FILE,
                             mode="0644", create_remote_dir=True)
         ops.append(ca_file)
-    for vhost in data.edge_vhosts:
+    for vhost in settings.edge_vhosts:
         if vhost.tls == "provided":
-            for file in secrets(data):
+            for file in secrets(settings):
                 if file.dest.startswith(f"edge/{vhost.name}."):
                     ops.append(deliver(name=f"Deliver {vhost.name} {file.dest[-3:]} (provided)",
                                        file=file))
         elif vhost.tls == "internal":
             ops.append(internal_cert(name=f"Certificate for {vhost.name} (internal CA)",
-                                     vhost=vhost, days=data.edge_cert_days,
-                                     renew_days=data.edge_renew_days,
+                                     vhost=vhost, days=settings.edge_cert_days,
+                                     renew_days=settings.edge_renew_days,
                                      ca_changed=ops[0].will_change))
     return ops
 
 
-def _publish(data: Schema, vhosts: list[Vhost], certs: list, label: str = "") -> None:
+def _publish(settings: Settings, vhosts: list[Vhost], certs: list, label: str = "") -> None:
     """Stage the config, test it with nginx -t, and only then make it live and reload."""
-    context = {"vhosts": vhosts, "servers": upstream_servers(data), "paths": cert_paths,
+    context = {"vhosts": vhosts, "servers": upstream_servers(settings), "paths": cert_paths,
                "webroot": ACME_WEBROOT, "status_log": STATUS_LOG}
     staged = [
         config_file("edge", "http.conf", f"{STAGED}/http.conf",
-                    name=f"Stage nginx TLS, upstreams and port 80{label}", **context),
+                    name=f"Stage nginx TLS, upstreams and port 80{label}", **context,
+                    settings=settings),
         config_file("edge", "servers.conf", f"{STAGED}/servers.conf",
-                    name=f"Stage nginx HTTPS vhosts{label}", **context),
+                    name=f"Stage nginx HTTPS vhosts{label}", **context, settings=settings),
         config_file("edge", "nginx.conf", f"{CONF_DIR}/test.conf", include=STAGED,
-                    name=f"Stage nginx.conf for the test{label}"),
+                    name=f"Stage nginx.conf for the test{label}", settings=settings),
     ]
     dirs = host.get_fact(ConfigDirs)
     pending = any(op.will_change for op in staged) or dirs["staged"] != dirs["live"]
@@ -265,7 +239,7 @@ def _publish(data: Schema, vhosts: list[Vhost], certs: list, label: str = "") ->
         server.shell(name=f"Test the staged nginx config (nginx -t){label}",
                      commands=[f"nginx -t -q -c {CONF_DIR}/test.conf"])
     main = config_file("edge", "nginx.conf", "/etc/nginx/nginx.conf", include=LIVE,
-                       name=f"Write nginx.conf{label}")
+                       name=f"Write nginx.conf{label}", settings=settings)
     if pending:
         server.shell(name=f"Make the tested nginx config live{label}", commands=[
             f"rm -rf {LIVE}.new && cp -a {STAGED} {LIVE}.new && rm -rf {LIVE} && "
@@ -278,58 +252,63 @@ def _publish(data: Schema, vhosts: list[Vhost], certs: list, label: str = "") ->
                         reloaded=True, _if=any_changed(*certs))
 
 
-def _acme(data: Schema, vhosts: list[Vhost], missing: set[str]) -> None:
+def _acme(settings: Settings, vhosts: list[Vhost], missing: set[str]) -> None:
     """certbot: the first certificate now (webroot via port 80), renewals by certbot.timer."""
     env = {}
-    if data.edge_acme.ca_cert:
-        files.put(name="Trust the ACME server's CA", src=BytesIO(data.edge_acme.ca_cert.encode()),
+    if settings.edge_acme.ca_cert:
+        files.put(name="Trust the ACME server's CA",
+                  src=BytesIO(settings.edge_acme.ca_cert.encode()),
                   dest=ACME_CA_FILE, mode="0644", create_remote_dir=True)
         env = {"REQUESTS_CA_BUNDLE": ACME_CA_FILE}
     if missing:
         for vhost in vhosts:
             if vhost.name in missing:
                 server.shell(name=f"Obtain the ACME certificate for {vhost.name}",
-                             commands=[_certbot(data, vhost)], _env=env)
+                             commands=[_certbot(settings, vhost)], _env=env)
         return
     for vhost in vhosts:
         info = host.get_fact(Certificate, path=cert_paths(vhost)[0], key=cert_paths(vhost)[1])
         if info is not None and info["sans"] != _wanted_sans(vhost):
             server.shell(name=f"Re-issue the ACME certificate for {vhost.name} (names changed)",
-                         commands=[_certbot(data, vhost)], _env=env)
-    unit = config_file("edge", "certbot-unit.conf",
-                       "/etc/systemd/system/certbot.service.d/keel.conf",
-                       name="certbot renewals trust the ACME server", ca_file=ACME_CA_FILE)
+                         commands=[_certbot(settings, vhost)], _env=env)
+    unit = dropin("certbot.service",
+                  render("edge", "certbot-unit.conf", ca_file=ACME_CA_FILE, settings=settings),
+                  name="certbot renewals trust the ACME server")
     systemd.daemon_reload(name="Reload systemd units (certbot)", _if=unit.did_change)
     service(name="Renew ACME certificates on a timer (certbot.timer)",
             service="certbot.timer", running=True, enabled=True)
 
 
-def _certbot(data: Schema, vhost: Vhost) -> str:
-    account = f"-m {data.edge_acme.email}" if data.edge_acme.email else \
+def _certbot(settings: Settings, vhost: Vhost) -> str:
+    account = f"-m {settings.edge_acme.email}" if settings.edge_acme.email else \
         "--register-unsafely-without-email"
     domains = " ".join(f"-d {n}" for n in vhost.names)
     return (f"certbot certonly --non-interactive --agree-tos {account} --webroot "
             f"-w {ACME_WEBROOT} --cert-name {vhost.name} {domains} "
-            f"--server {data.edge_acme.server} --key-type ecdsa --force-renewal "
+            f"--server {settings.edge_acme.server} --key-type ecdsa --force-renewal "
             "--deploy-hook 'systemctl reload nginx'")
 
 
-def _metrics(data: Schema) -> None:
+def _metrics(settings: Settings) -> None:
     """keel_edge_* metrics for the node exporter's textfile collector (see README)."""
     certs = [{"vhost": v.name, "source": v.tls, "path": cert_paths(v)[0]}
-             for v in data.edge_vhosts]
+             for v in settings.edge_vhosts]
     script = config_file("edge", "keel-edge-metrics", METRICS, mode="0755",
                          name="Install the edge metrics script", certs=certs,
-                         status_log=STATUS_LOG)
+                         status_log=STATUS_LOG, settings=settings)
     unit = config_file("edge", "keel-edge-metrics.service",
                        "/etc/systemd/system/keel-edge-metrics.service",
                        name="Install keel-edge-metrics.service", script=METRICS)
     timer = config_file("edge", "keel-edge-metrics.timer",
                         "/etc/systemd/system/keel-edge-metrics.timer",
-                        name="Install keel-edge-metrics.timer")
+                        name="Install keel-edge-metrics.timer", settings=settings)
     systemd.daemon_reload(name="Reload systemd units (metrics)",
                           _if=any_changed(unit, timer))
     service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
             running=True, enabled=True)
     systemd.service(name="Write edge metrics now", service="keel-edge-metrics", running=None,
                     restarted=True, _if=any_changed(script, unit))
+
+
+ROLE = Role(name="edge", settings=Settings, apply=apply, groups=("edge",), ports=ports,
+            secrets=secrets, alerts=alerts, cross_check=cross_check)

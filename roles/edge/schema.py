@@ -1,4 +1,4 @@
-"""Schema for edge's data."""
+"""edge's settings: each key's type, default and description."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from keel.schema import Address, Model, Name, Port, RoleData, Source
+from keel.core.schema import Address, Model, Name, Port, RoleSettings, SecretName, Source
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,62})"
 DnsName = Annotated[str, Field(pattern=rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")]
 # nginx sizes (10m, 512k) and times (30s, 1h).
 Size = Annotated[str, Field(pattern=r"^[0-9]+[kKmMgG]?$")]
 Duration = Annotated[str, Field(pattern=r"^[0-9]+(ms|s|m|h|d)?$")]
-SecretName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
 
 
 def _directive(value: str) -> str:
@@ -96,52 +95,115 @@ class Acme(Model):
     ca_cert: str | None = None
 
 
-class Schema(RoleData):
-    edge_vhosts: list[Vhost]
-    edge_upstreams: dict[Name, Upstream]
-    edge_sources: list[Source]
-    edge_tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]]
-    edge_hsts_max_age: Annotated[int, Field(ge=0)]
-    edge_cert_days: Annotated[int, Field(ge=1, le=825)]
-    edge_renew_days: Annotated[int, Field(ge=0)]
-    edge_acme: Acme
-    edge_worker_connections: Annotated[int, Field(ge=64)]
-    edge_listen_ipv6: bool
-    edge_textfile_dir: Annotated[str, Field(pattern=r"^/")]
-    edge_metrics_interval: Annotated[str, Field(pattern=r"^[0-9]+(s|min|h)$")]
+class Settings(RoleSettings):
+    edge_vhosts: list[Vhost] = Field(
+        [],
+        description=(
+            "Virtual hosts: [{name, server_name, aliases?, upstream, tls?: "
+            "internal|provided|acme, cert_secret?, key_secret?, addresses?, "
+            "client_max_body_size?, connect/read/send_timeout?, rate_limit?: {rate, "
+            "burst}, ocsp_stapling?, directives?}] (see README)."
+        ),
+    )
+    edge_upstreams: dict[Name, Upstream] = Field(
+        {},
+        description=(
+            "Upstreams by service name: {name: {group, port, via?: address|loopback, "
+            "max_fails?, fail_timeout?, keepalive?}}; servers are the group's hosts' "
+            "keel_address."
+        ),
+    )
+    edge_sources: list[Source] = Field(
+        [], description='Who may reach ports 80/443: CIDRs or "group:<name>"; empty allows any.'
+    )
+    edge_tls_protocols: list[Literal["TLSv1.2", "TLSv1.3"]] = Field(
+        ["TLSv1.2", "TLSv1.3"], description="TLS protocol versions offered."
+    )
+    edge_hsts_max_age: Annotated[int, Field(ge=0)] = Field(
+        31536000,
+        description="Strict-Transport-Security max-age in seconds (0 sends no HSTS header).",
+    )
+    edge_cert_days: Annotated[int, Field(ge=1, le=825)] = Field(
+        90, description="Lifetime in days of certificates issued by the internal CA."
+    )
+    edge_renew_days: Annotated[int, Field(ge=0)] = Field(
+        30,
+        description=(
+            "Renew internal-CA certificates with fewer days than this left (checked on converge)."
+        ),
+    )
+    edge_acme: Acme = Field(
+        {"server": "https://acme-v02.api.letsencrypt.org/directory"},
+        description=(
+            "ACME account: {server (directory URL), email?, ca_cert? (PEM trusted for the server)}."
+        ),
+    )
+    edge_worker_connections: Annotated[int, Field(ge=64)] = Field(
+        1024, description="nginx worker_connections."
+    )
+    edge_listen_ipv6: bool = Field(False, description="Listen on IPv6 as well as IPv4.")
+    edge_textfile_dir: Annotated[str, Field(pattern=r"^/")] = Field(
+        "/var/lib/prometheus/node-exporter",
+        description="node exporter textfile collector directory for keel_edge_* metrics.",
+    )
+    edge_metrics_interval: Annotated[str, Field(pattern=r"^[0-9]+(s|min|h)$")] = Field(
+        "1min", description="How often the metrics timer runs (systemd time span)."
+    )
 
 
 def cross_check(hosts) -> list:
     """Upstream groups have hosts; internal certificates need the environment's CA."""
-    from keel.ca import KEY
-    from keel.data import Problem, settings
-    from keel.secrets import store
+    from keel.core import store
+    from keel.core.ca import KEY
+    from keel.core.data import Problem
 
     problems = []
     groups = {g for h in hosts for g in h.groups}
     for host in hosts:
         if "edge" not in host.roles:
             continue
-        data = settings("edge", host.values)
+        settings = host.settings("edge")
         seen = set()
-        for i, vhost in enumerate(data.edge_vhosts):
-            if vhost.upstream not in data.edge_upstreams:
-                problems.append(Problem(
-                    host.name, f"edge_vhosts[{i}].upstream", host.sources["edge_vhosts"],
-                    f"{vhost.upstream!r} is not in edge_upstreams "
-                    f"({', '.join(data.edge_upstreams) or 'empty'})"))
+        for i, vhost in enumerate(settings.edge_vhosts):
+            if vhost.upstream not in settings.edge_upstreams:
+                problems.append(
+                    Problem(
+                        host.name,
+                        f"edge_vhosts[{i}].upstream",
+                        host.sources["edge_vhosts"],
+                        f"{vhost.upstream!r} is not in edge_upstreams "
+                        f"({', '.join(settings.edge_upstreams) or 'empty'})",
+                    )
+                )
             if vhost.name in seen:
-                problems.append(Problem(host.name, f"edge_vhosts[{i}].name",
-                                        host.sources["edge_vhosts"],
-                                        f"vhost name {vhost.name!r} is used twice"))
+                problems.append(
+                    Problem(
+                        host.name,
+                        f"edge_vhosts[{i}].name",
+                        host.sources["edge_vhosts"],
+                        f"vhost name {vhost.name!r} is used twice",
+                    )
+                )
             seen.add(vhost.name)
-        for name, upstream in data.edge_upstreams.items():
+        for name, upstream in settings.edge_upstreams.items():
             if upstream.via == "address" and upstream.group not in groups:
-                problems.append(Problem(host.name, f"edge_upstreams.{name}.group",
-                                        host.sources["edge_upstreams"],
-                                        f"no host is in group {upstream.group!r}"))
-        if any(v.tls == "internal" for v in data.edge_vhosts) and KEY not in store.names(host.env):
-            problems.append(Problem(host.name, "edge_vhosts", host.sources["edge_vhosts"],
-                                    f"tls: internal needs the {host.env} CA; create it with "
-                                    f"`keel ca init {host.env}`"))
+                problems.append(
+                    Problem(
+                        host.name,
+                        f"edge_upstreams.{name}.group",
+                        host.sources["edge_upstreams"],
+                        f"no host is in group {upstream.group!r}",
+                    )
+                )
+        internal = any(v.tls == "internal" for v in settings.edge_vhosts)
+        if internal and KEY not in store.names(host.env):
+            problems.append(
+                Problem(
+                    host.name,
+                    "edge_vhosts",
+                    host.sources["edge_vhosts"],
+                    f"tls: internal needs the {host.env} CA; create it with "
+                    f"`keel ca init {host.env}`",
+                )
+            )
     return problems

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from keel.schema import size_bytes
+from keel.core.schema import size_bytes
 from roles.postgres.schema import PRIVILEGES
 
 MB = 1 << 20
@@ -32,24 +32,24 @@ def pg_size(n: int) -> str:
     return f"{max(n // 1024, 1)}kB"
 
 
-def tuning(data, memory: int) -> dict[str, int]:
+def tuning(settings, memory: int) -> dict[str, int]:
     """Memory parameters in bytes: data where set, else scaled to memory (pgtune's web profile)."""
-    memory = size_bytes(data.postgres_memory) if data.postgres_memory else memory
+    memory = size_bytes(settings.postgres_memory) if settings.postgres_memory else memory
 
     def pick(value: str | None, default: int) -> int:
         return size_bytes(value) if value else max(default // MB, 1) * MB
 
-    shared = pick(data.postgres_shared_buffers, memory // 4)
-    connections = data.postgres_max_connections
+    shared = pick(settings.postgres_shared_buffers, memory // 4)
+    connections = settings.postgres_max_connections
     return {
         "shared_buffers": shared,
-        "effective_cache_size": pick(data.postgres_effective_cache_size, memory * 3 // 4),
-        "work_mem": pick(data.postgres_work_mem,
+        "effective_cache_size": pick(settings.postgres_effective_cache_size, memory * 3 // 4),
+        "work_mem": pick(settings.postgres_work_mem,
                          max(4 * MB, (memory - shared) // (3 * connections))),
-        "maintenance_work_mem": pick(data.postgres_maintenance_work_mem,
+        "maintenance_work_mem": pick(settings.postgres_maintenance_work_mem,
                                      min(memory // 16, 2 * GB)),
-        "min_wal_size": size_bytes(data.postgres_min_wal_size),
-        "max_wal_size": size_bytes(data.postgres_max_wal_size),
+        "min_wal_size": size_bytes(settings.postgres_min_wal_size),
+        "max_wal_size": size_bytes(settings.postgres_max_wal_size),
     }
 
 
@@ -61,16 +61,16 @@ def _value(value) -> str:
     return literal(value)
 
 
-def parameters(data, memory: int, address: str | None) -> dict[str, str]:
+def parameters(settings, memory: int, address: str | None) -> dict[str, str]:
     """postgresql.conf parameters keel sets, rendered: name -> value as written in the file."""
-    listen = data.postgres_listen_addresses or ["localhost", *([address] if address else [])]
+    listen = settings.postgres_listen_addresses or ["localhost", *([address] if address else [])]
     out = {
         "listen_addresses": literal(",".join(listen)),
-        "port": str(data.postgres_port),
+        "port": str(settings.postgres_port),
         "password_encryption": literal("scram-sha-256"),
-        "max_connections": str(data.postgres_max_connections),
-        **{name: pg_size(n) for name, n in tuning(data, memory).items()},
-        **{name: _value(v) for name, v in data.postgres_settings.items()},
+        "max_connections": str(settings.postgres_max_connections),
+        **{name: pg_size(n) for name, n in tuning(settings, memory).items()},
+        **{name: _value(v) for name, v in settings.postgres_settings.items()},
     }
     return dict(sorted(out.items()))
 
@@ -94,11 +94,11 @@ def restart_reasons(changed: set[str], cluster: dict | None) -> list[str]:
     return sorted(postmaster | set(cluster["pending_restart"]))
 
 
-def hba_rules(data, addresses) -> list[tuple[str, str, str, str, str]]:
+def hba_rules(settings, addresses) -> list[tuple[str, str, str, str, str]]:
     """(type, databases, users, address, method) lines from data; addresses(source) resolves
     a source to addresses (group:<name> -> the group's keel_address)."""
     rules = []
-    for rule in data.postgres_hba:
+    for rule in settings.postgres_hba:
         nets = sorted({str(ipaddress.ip_network(a, strict=False))
                        for source in rule.sources for a in addresses(source)})
         for net in nets:

@@ -1,4 +1,4 @@
-"""Schema for postgres's data."""
+"""postgres's settings: each key's type, default and description."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from keel.schema import Memory, Model, Port, RoleData, Source
+from keel.core.schema import Memory, Model, Port, RoleSettings, SecretName, Source
 
 # Privileges by object kind, as GRANT spells them (aclexplode's names).
 PRIVILEGES = {
@@ -28,7 +28,6 @@ OWN_KEYS = {
 }
 
 PgName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
-SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 
 
 def _privileges(kind: str):
@@ -120,34 +119,139 @@ class S3(Model):
     ca_bundle: str | None = None
 
 
-class Schema(RoleData):
-    postgres_listen_addresses: list[Annotated[str, AfterValidator(_listen)]] | None
-    postgres_port: Port
-    postgres_hba: list[HbaRule]
-    postgres_memory: Memory | None
-    postgres_max_connections: Annotated[int, Field(ge=5, le=10000)]
-    postgres_shared_buffers: Memory | None
-    postgres_effective_cache_size: Memory | None
-    postgres_work_mem: Memory | None
-    postgres_maintenance_work_mem: Memory | None
-    postgres_min_wal_size: Memory
-    postgres_max_wal_size: Memory
-    postgres_settings: dict[Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$")],
-                            str | int | float | bool]
-    postgres_data_checksums: bool
-    postgres_roles: list[Role]
-    postgres_databases: list[Database]
-    postgres_backup_enabled: bool
-    postgres_backup_dir: Annotated[str, Field(pattern=r"^/.+")]
-    postgres_backup_schedule: str
-    postgres_backup_databases: list[PgName] | None
-    postgres_backup_keep_daily: Annotated[int, Field(ge=1)]
-    postgres_backup_keep_weekly: Annotated[int, Field(ge=0)]
-    postgres_backup_s3: S3 | None
-    postgres_backup_metrics_dir: Annotated[str, Field(pattern=r"^/.+")]
-    postgres_restore_backup: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+\.dump$")] | None
-    postgres_restore_database: PgName | None
-    postgres_restore_confirm: bool
+class Settings(RoleSettings):
+    postgres_listen_addresses: list[Annotated[str, AfterValidator(_listen)]] | None = Field(
+        None,
+        description=(
+            "Addresses PostgreSQL listens on ('*', 'localhost' or IPs); None: localhost + "
+            "keel_address."
+        ),
+    )
+    postgres_port: Port = Field(5432, description="TCP port.")
+    postgres_hba: list[HbaRule] = Field(
+        [{"sources": ["group:app"]}],
+        description=(
+            "pg_hba host rules (all scram-sha-256): [{sources: [CIDR|group:<name>], "
+            "databases?: [all], users?: [all], method?: scram-sha-256|reject, ssl?: "
+            "False}]; the firewall opens the port to the same sources. A group's hosts "
+            "are found in the inventory (keel_address)."
+        ),
+    )
+    postgres_memory: Memory | None = Field(
+        None, description="Memory the tuning assumes (e.g. '4GB'); None: the host's total memory."
+    )
+    postgres_max_connections: Annotated[int, Field(ge=5, le=10000)] = Field(
+        100, description="max_connections."
+    )
+    postgres_shared_buffers: Memory | None = Field(
+        None, description="shared_buffers; None: 25% of memory."
+    )
+    postgres_effective_cache_size: Memory | None = Field(
+        None, description="effective_cache_size; None: 75% of memory."
+    )
+    postgres_work_mem: Memory | None = Field(
+        None,
+        description=(
+            "work_mem; None: (memory - shared_buffers) / (3 * max_connections), at least 4MB."
+        ),
+    )
+    postgres_maintenance_work_mem: Memory | None = Field(
+        None, description="maintenance_work_mem; None: memory / 16, at most 2GB."
+    )
+    postgres_min_wal_size: Memory = Field("1GB", description="min_wal_size.")
+    postgres_max_wal_size: Memory = Field("4GB", description="max_wal_size.")
+    postgres_settings: dict[
+        Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.]*$")], str | int | float | bool
+    ] = Field(
+        {
+            "checkpoint_completion_target": 0.9,
+            "wal_buffers": "16MB",
+            "default_statistics_target": 100,
+            "random_page_cost": 1.1,
+            "effective_io_concurrency": 200,
+        },
+        description=(
+            "Other postgresql.conf parameters (name: value); the tuned ones have their own keys."
+        ),
+    )
+    postgres_data_checksums: bool = Field(
+        True,
+        description=(
+            "Data checksums for a cluster keel creates (initdb; no effect on an existing cluster)."
+        ),
+    )
+    postgres_roles: list[Role] = Field(
+        [],
+        description=(
+            "Roles: [{name, password_secret?, login?: True, superuser?: False, createdb?: "
+            "False, createrole?: False, connection_limit?: -1, member_of?: [..], state?: "
+            "present|absent, confirm_drop?: False}]. member_of grants memberships "
+            "(pg_monitor) and never revokes. Absent roles are dropped only with "
+            "confirm_drop; what they own is given to postgres."
+        ),
+    )
+    postgres_databases: list[Database] = Field(
+        [],
+        description=(
+            "Databases: [{name, owner, encoding?: UTF8, locale?: C.UTF-8, grants?: "
+            "[{role, database?: [privs], schemas?: {schema: [privs]}, tables?: {schema: "
+            "[privs]}, sequences?: {schema: [privs]}}], state?: present|absent, "
+            "confirm_drop?: False}]. Each listed role gets exactly these privileges; "
+            "PUBLIC gets none on the database."
+        ),
+    )
+    postgres_backup_enabled: bool = Field(
+        True, description="Back up on schedule (a systemd timer running pg_dump -Fc per database)."
+    )
+    postgres_backup_dir: Annotated[str, Field(pattern=r"^/.+")] = Field(
+        "/var/backups/postgresql",
+        description="Where dumps are kept (daily/, weekly/, pre-restore/), root only.",
+    )
+    postgres_backup_schedule: str = Field(
+        "*-*-* 02:30:00", description="When backups run (systemd OnCalendar)."
+    )
+    postgres_backup_databases: list[PgName] | None = Field(
+        None,
+        description="Databases to back up; None: every database but postgres and the templates.",
+    )
+    postgres_backup_keep_daily: Annotated[int, Field(ge=1)] = Field(
+        7, description="Daily dumps kept per database."
+    )
+    postgres_backup_keep_weekly: Annotated[int, Field(ge=0)] = Field(
+        4, description="Weekly dumps kept per database (the first dump of each ISO week)."
+    )
+    postgres_backup_s3: S3 | None = Field(
+        None,
+        description=(
+            "Upload each dump to S3-compatible storage: None, or {bucket, "
+            "access_key_secret, secret_key_secret, endpoint_url?, prefix?: '', region?: "
+            "us-east-1, ca_bundle?}."
+        ),
+    )
+    postgres_backup_metrics_dir: Annotated[str, Field(pattern=r"^/.+")] = Field(
+        "/var/lib/prometheus/node-exporter",
+        description="Node exporter textfile directory for the backup metrics.",
+    )
+    postgres_restore_backup: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+\.dump$")] | None = (
+        Field(
+            None,
+            description=(
+                "deploys/restore.py: backup file to restore (e.g. 'app_20250101T023000Z.dump')."
+            ),
+        )
+    )
+    postgres_restore_database: PgName | None = Field(
+        None,
+        description=(
+            "deploys/restore.py: database to restore into; None: the one the backup was taken of."
+        ),
+    )
+    postgres_restore_confirm: bool = Field(
+        False,
+        description=(
+            "deploys/restore.py refuses to run unless this is True (a restore replaces data)."
+        ),
+    )
 
     @field_validator("postgres_settings")
     @classmethod
@@ -165,21 +269,27 @@ class Schema(RoleData):
             if db.state == "absent":
                 continue
             if db.owner not in roles | {"postgres"}:
-                raise ValueError(f"[{i}].owner: {db.owner!r} is not a present role in "
-                                 "postgres_roles")
+                raise ValueError(
+                    f"[{i}].owner: {db.owner!r} is not a present role in postgres_roles"
+                )
             for j, grant in enumerate(db.grants):
                 if grant.role not in roles:
-                    raise ValueError(f"[{i}].grants[{j}].role: {grant.role!r} is not a present "
-                                     "role in postgres_roles")
+                    raise ValueError(
+                        f"[{i}].grants[{j}].role: {grant.role!r} is not a present "
+                        "role in postgres_roles"
+                    )
         return value
 
 
 def cross_check(hosts) -> list:
     """pg_hba sources set in data that name a group must name one that has hosts."""
-    from keel.data import group_source_problems
+    from keel.core.data import group_source_problems
 
     def sources(rules) -> list:
-        return [s for rule in rules if isinstance(rule, dict) for s in rule.get("sources", [])] \
-            if isinstance(rules, list) else []
+        return (
+            [s for rule in rules if isinstance(rule, dict) for s in rule.get("sources", [])]
+            if isinstance(rules, list)
+            else []
+        )
 
     return group_source_problems(hosts, "postgres", "postgres_hba", sources)

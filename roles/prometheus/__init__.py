@@ -1,7 +1,7 @@
 """prometheus: Debian's Prometheus 2.42, scraping every exporter the inventory declares.
 
 The scrape config comes from the roles' `metrics()` endpoints on every inventory host (see
-keel.monitoring); alert rules from templates/prometheus/keel.rules.yml.j2, the `alerts()` of
+keel.deploy.monitoring); alert rules from templates/prometheus/keel.rules.yml.j2, the `alerts()` of
 the roles the inventory's hosts have (e.g. edge), plus rules in data.
 Config and rules are rendered into a staging directory, checked there with promtool, and only
 then copied into /etc/prometheus and reloaded (SIGHUP, not a restart): a bad rule fails the
@@ -15,52 +15,28 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from keel.data import settings
-from keel.monitoring import Endpoint, rule_groups, scrape_jobs
-from keel.ops import config_file, service
-from keel.schema import PortRule
-from roles.prometheus.schema import (  # noqa: F401  (Schema is read by keel.data)
+from keel.core.roles import Endpoint, Role
+from keel.core.schema import PortRule
+from keel.deploy.monitoring import rule_groups, scrape_jobs
+from keel.deploy.ops import config_file, service
+from roles.prometheus.schema import (
     ALERTS,
     RuleGroup,
-    Schema,
+    Settings,
     seconds,
 )
-
-DEFAULTS = {
-    # Port of the web UI and API (on keel_address).
-    "prometheus_port": 9090,
-    # Who may reach the UI and API: CIDRs or "group:<name>".
-    "prometheus_sources": ["group:mon"],
-    # How long samples are kept (--storage.tsdb.retention.time).
-    "prometheus_retention_time": "15d",
-    # Size cap of the TSDB (--storage.tsdb.retention.size), e.g. "10GB"; None for no cap.
-    "prometheus_retention_size": None,
-    # How often targets are scraped.
-    "prometheus_scrape_interval": "15s",
-    # How often alert rules are evaluated.
-    "prometheus_evaluation_interval": "15s",
-    # Alert thresholds: disk_used, memory_available, pg_connections, redis_memory (ratios),
-    # service_restarts (per 15m), backup_max_age (duration); missing keys keep defaults.
-    "prometheus_alert_thresholds": {},
-    # How long a condition must hold before its alert fires, per alert name; missing keep
-    # their defaults (see README).
-    "prometheus_alert_for": {},
-    # More rule groups: [{name, interval?, rules: [{alert|record, expr, for?, labels?,
-    # annotations?}]}], checked by promtool before any reload.
-    "prometheus_rules": [],
-}
 
 ETC = "/etc/prometheus"
 STAGED = f"{ETC}/keel-staged"
 
 
-def ports(data: Schema) -> list[PortRule]:
-    return [PortRule(port=data.prometheus_port, sources=data.prometheus_sources,
+def ports(settings: Settings) -> list[PortRule]:
+    return [PortRule(port=settings.prometheus_port, sources=settings.prometheus_sources,
                      comment="prometheus")]
 
 
-def metrics(data: Schema) -> list[Endpoint]:
-    return [Endpoint(job="prometheus", port=data.prometheus_port)]
+def metrics(settings: Settings) -> list[Endpoint]:
+    return [Endpoint(job="prometheus", port=settings.prometheus_port)]
 
 
 class StagedDiffers(FactBase):
@@ -74,7 +50,7 @@ class StagedDiffers(FactBase):
         return "same" not in output
 
 
-def scrape_config(data: Schema) -> str:
+def scrape_config(settings: Settings) -> str:
     jobs = []
     for job, targets in scrape_jobs().items():
         jobs.append({
@@ -84,8 +60,8 @@ def scrape_config(data: Schema) -> str:
                                for t in targets],
         })
     config = {
-        "global": {"scrape_interval": data.prometheus_scrape_interval,
-                   "evaluation_interval": data.prometheus_evaluation_interval},
+        "global": {"scrape_interval": settings.prometheus_scrape_interval,
+                   "evaluation_interval": settings.prometheus_evaluation_interval},
         # Relative to this file, so the staged copy checks the staged rules.
         "rule_files": ["rules/*.yml"],
         "scrape_configs": jobs,
@@ -98,39 +74,38 @@ def rules_yaml(groups: list[RuleGroup]) -> str:
     return yaml.safe_dump({"groups": out}, sort_keys=False, default_flow_style=False)
 
 
-def args(data: Schema) -> list[str]:
-    out = [f"--web.listen-address={host.data.keel_address}:{data.prometheus_port}",
+def args(settings: Settings) -> list[str]:
+    out = [f"--web.listen-address={host.data.keel_address}:{settings.prometheus_port}",
            f"--config.file={ETC}/prometheus.yml",
-           f"--storage.tsdb.retention.time={data.prometheus_retention_time}"]
-    if data.prometheus_retention_size:
-        out.append(f"--storage.tsdb.retention.size={data.prometheus_retention_size}")
+           f"--storage.tsdb.retention.time={settings.prometheus_retention_time}"]
+    if settings.prometheus_retention_size:
+        out.append(f"--storage.tsdb.retention.size={settings.prometheus_retention_size}")
     return out
 
 
 @deploy("prometheus")
-def apply() -> None:
-    data = settings("prometheus")
+def apply(settings: Settings) -> None:
     # Recommends pull the node exporter (a role of its own) and its nvme-cli.
     apt.packages(name="Install Prometheus", packages=["prometheus"], no_recommends=True)
     env = config_file("prometheus", "default", "/etc/default/prometheus",
-                      name="Set Prometheus flags (listen, retention)", args=args(data))
+                      name="Set Prometheus flags (listen, retention)", args=args(settings))
     files.directory(name="Staging directory for checked config", path=f"{STAGED}/rules",
                     mode="0755")
     staged = [
         config_file("prometheus", "prometheus.yml", f"{STAGED}/prometheus.yml",
-                    name="Stage scrape config (from the inventory)", body=scrape_config(data)),
+                    name="Stage scrape config (from the inventory)", body=scrape_config(settings)),
         config_file("prometheus", "keel.rules.yml", f"{STAGED}/rules/keel.yml",
                     name="Stage keel alert rules",
-                    thresholds={**data.prometheus_alert_thresholds.model_dump(),
+                    thresholds={**settings.prometheus_alert_thresholds.model_dump(),
                                 "backup_max_age_seconds":
-                                    seconds(data.prometheus_alert_thresholds.backup_max_age)},
-                    durations={**ALERTS, **data.prometheus_alert_for}),
+                                    seconds(settings.prometheus_alert_thresholds.backup_max_age)},
+                    durations={**ALERTS, **settings.prometheus_alert_for}),
         config_file("prometheus", "rules.yml", f"{STAGED}/rules/roles.yml",
                     name="Stage alert rules of the inventory's roles", source="alerts() of roles",
                     body=rules_yaml([RuleGroup.model_validate(g) for g in rule_groups()])),
         config_file("prometheus", "rules.yml", f"{STAGED}/rules/custom.yml",
                     name="Stage alert rules from data", source="prometheus_rules from data",
-                    body=rules_yaml(data.prometheus_rules)),
+                    body=rules_yaml(settings.prometheus_rules)),
     ]
     if any(op.will_change for op in staged) or host.get_fact(StagedDiffers):
         # A failed check stops here: nothing is copied, nothing reloaded.
@@ -149,3 +124,7 @@ def apply() -> None:
     # Flags need a restart; config and rules only a reload (above).
     systemd.service(name="Restart Prometheus (flags changed)", service="prometheus",
                     restarted=True, _if=env.did_change)
+
+
+ROLE = Role(name="prometheus", settings=Settings, apply=apply, groups=("mon",), ports=ports,
+            metrics=metrics)

@@ -1,4 +1,4 @@
-"""Schema for prometheus's data."""
+"""prometheus's settings: each key's type, default and description."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from keel.schema import Model, Port, RoleData, Source
+from keel.core.schema import Model, Port, RoleSettings, Source
 
 # Prometheus durations: 30s, 5m, 1h30m, 15d ...
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
@@ -70,22 +70,55 @@ class RuleGroup(Model):
     rules: Annotated[list[Rule], Field(min_length=1)]
 
 
-class Schema(RoleData):
-    prometheus_port: Port
-    prometheus_sources: list[Source]
-    prometheus_retention_time: Duration
-    prometheus_retention_size: Annotated[str, Field(pattern=r"^[0-9]+(B|KB|MB|GB|TB|PB)$")] | None
-    prometheus_scrape_interval: Duration
-    prometheus_evaluation_interval: Duration
-    prometheus_alert_thresholds: Thresholds
-    prometheus_alert_for: dict[str, Duration]
-    prometheus_rules: list[RuleGroup]
+class Settings(RoleSettings):
+    prometheus_port: Port = Field(9090, description="Port of the web UI and API (on keel_address).")
+    prometheus_sources: list[Source] = Field(
+        ["group:mon"], description='Who may reach the UI and API: CIDRs or "group:<name>".'
+    )
+    prometheus_retention_time: Duration = Field(
+        "15d", description="How long samples are kept (--storage.tsdb.retention.time)."
+    )
+    prometheus_retention_size: (
+        Annotated[str, Field(pattern=r"^[0-9]+(B|KB|MB|GB|TB|PB)$")] | None
+    ) = Field(
+        None,
+        description=(
+            'Size cap of the TSDB (--storage.tsdb.retention.size), e.g. "10GB"; None for no cap.'
+        ),
+    )
+    prometheus_scrape_interval: Duration = Field(
+        "15s", description="How often targets are scraped."
+    )
+    prometheus_evaluation_interval: Duration = Field(
+        "15s", description="How often alert rules are evaluated."
+    )
+    prometheus_alert_thresholds: Thresholds = Field(
+        {},
+        description=(
+            "Alert thresholds: disk_used, memory_available, pg_connections, redis_memory "
+            "(ratios), service_restarts (per 15m), backup_max_age (duration); missing "
+            "keys keep defaults."
+        ),
+    )
+    prometheus_alert_for: dict[str, Duration] = Field(
+        {},
+        description=(
+            "How long a condition must hold before its alert fires, per alert name; "
+            "missing keep their defaults (see README)."
+        ),
+    )
+    prometheus_rules: list[RuleGroup] = Field(
+        [],
+        description=(
+            "More rule groups: [{name, interval?, rules: [{alert|record, expr, for?, "
+            "labels?, annotations?}]}], checked by promtool before any reload."
+        ),
+    )
 
     @field_validator("prometheus_alert_for")
     @classmethod
     def _known_alerts(cls, value: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(value) - set(ALERTS))
         if unknown:
-            raise ValueError(f"unknown alert {unknown[0]!r}; keel's alerts are "
-                             f"{', '.join(ALERTS)}")
+            raise ValueError(f"unknown alert {unknown[0]!r}; keel's alerts are {', '.join(ALERTS)}")
         return value

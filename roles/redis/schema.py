@@ -1,4 +1,4 @@
-"""Schema for redis's data."""
+"""redis's settings: each key's type, default and description."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from keel.schema import Memory, Model, Port, RoleData, Source
+from keel.core.schema import Memory, Model, Port, RoleSettings, SecretName, Source
 
 POLICIES = ("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
             "volatile-lfu", "volatile-random", "volatile-ttl")
 
-SecretName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 # An ACL command rule: +get, -@dangerous, +config|get, allcommands, nocommands.
 CommandRule = Annotated[str, Field(pattern=r"^([+-]@?[a-z][a-z0-9_-]*(\|[a-z][a-z0-9_-]*)?|"
                                            r"allcommands|nocommands)$")]
@@ -57,25 +56,83 @@ def _not_default(users: list[User]) -> list[User]:
     return users
 
 
-class Schema(RoleData):
-    redis_bind: list[Annotated[str, AfterValidator(_bind)]] | None
-    redis_port: Port
-    redis_sources: list[Source]
-    redis_maxmemory: Memory | None
-    redis_maxmemory_policy: Literal[POLICIES]
-    redis_save: list[Annotated[str, Field(pattern=r"^[0-9]+ [0-9]+$")]]
-    redis_appendonly: bool
-    redis_appendfsync: Literal["always", "everysec", "no"]
-    redis_users: Annotated[list[User], AfterValidator(_not_default)]
-    redis_default_password_secret: SecretName | None
-    redis_disabled_commands: list[Command]
-    redis_settings: Annotated[dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], str | int],
-                              AfterValidator(_settings)]
+class Settings(RoleSettings):
+    redis_bind: list[Annotated[str, AfterValidator(_bind)]] | None = Field(
+        None,
+        description=(
+            "Addresses redis listens on ('-' before one: skip it if absent); None: "
+            "127.0.0.1, -::1 and the host's keel_address."
+        ),
+    )
+    redis_port: Port = Field(6379, description="TCP port.")
+    redis_sources: list[Source] = Field(
+        ["group:app"],
+        description=(
+            'Sources the firewall lets reach the port: CIDRs or "group:<name>"; empty allows any.'
+        ),
+    )
+    redis_maxmemory: Memory | None = Field(
+        None, description="maxmemory (e.g. '2GB'); None: half of the host's memory."
+    )
+    redis_maxmemory_policy: Literal[POLICIES] = Field(
+        "allkeys-lru", description="Eviction policy once maxmemory is reached."
+    )
+    redis_save: list[Annotated[str, Field(pattern=r"^[0-9]+ [0-9]+$")]] = Field(
+        ["3600 1", "300 100", "60 10000"],
+        description='RDB snapshot points ("<seconds> <changes>"); [] turns RDB off.',
+    )
+    redis_appendonly: bool = Field(False, description="Append-only file (AOF) persistence.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field(
+        "everysec", description="AOF fsync policy: always, everysec or no."
+    )
+    redis_users: Annotated[list[User], AfterValidator(_not_default)] = Field(
+        [],
+        description=(
+            "ACL users: [{name, password_secret, keys?: ['~*'], channels?: ['&*'], "
+            "commands?: ['+@all']}]; redis_disabled_commands are taken from every user."
+        ),
+    )
+    redis_default_password_secret: SecretName | None = Field(
+        None,
+        description=(
+            "Password secret of the default user; None: the default user is off (no "
+            "unauthenticated access at all)."
+        ),
+    )
+    redis_disabled_commands: list[Command] = Field(
+        [
+            "FLUSHALL",
+            "FLUSHDB",
+            "CONFIG",
+            "DEBUG",
+            "SHUTDOWN",
+            "MONITOR",
+            "KEYS",
+            "MODULE",
+            "REPLICAOF",
+            "SLAVEOF",
+            "MIGRATE",
+            "FAILOVER",
+            "ACL|SETUSER",
+            "ACL|DELUSER",
+            "ACL|LOAD",
+            "ACL|SAVE",
+        ],
+        description=(
+            "Commands no user may run (ACL rules appended to every user; 'config|set' "
+            "form allowed)."
+        ),
+    )
+    redis_settings: Annotated[
+        dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")], str | int],
+        AfterValidator(_settings),
+    ] = Field({}, description="Other redis.conf directives (name: value).")
 
 
 def cross_check(hosts) -> list:
     """redis_sources set in data that name a group must name one that has hosts."""
-    from keel.data import group_source_problems
+    from keel.core.data import group_source_problems
 
-    return group_source_problems(hosts, "redis", "redis_sources",
-                                 lambda value: value if isinstance(value, list) else [])
+    return group_source_problems(
+        hosts, "redis", "redis_sources", lambda value: value if isinstance(value, list) else []
+    )

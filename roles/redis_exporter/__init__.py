@@ -1,86 +1,51 @@
 """redis_exporter: Redis metrics (Debian's prometheus-redis-exporter).
 
-Connects with its own ACL user, which the redis role creates from its own data (see README:
-the data contract). redis_exporter 1.45 reads passwords from `--redis.password-file`, a JSON
-map of server URI to password: keel renders it into tmpfs as a secret file.
+Connects with its own ACL user, which it declares to the redis role on the same host (see
+README). redis_exporter 1.45 reads passwords from `--redis.password-file`, a JSON map of
+server URI to password: keel renders it into tmpfs as a secret file.
 """
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
-from pyinfra.operations.util import any_changed
 
-from keel.data import settings
-from keel.monitoring import Endpoint, service_after_secrets
-from keel.ops import config_file, service
-from keel.schema import PortRule
-from keel.secrets import SecretFile, deliver
-from roles.redis_exporter.schema import Schema  # noqa: F401  (read by keel.data)
+from keel.core.roles import Declaration, Role
+from keel.core.secrets import SecretFile
+from keel.deploy.exporter import Exporter
+from roles.redis_exporter.schema import Settings
 
-DEFAULTS = {
-    # Port the exporter listens on (on keel_address).
-    "redis_exporter_port": 9121,
-    # Who may scrape it: CIDRs or "group:<name>".
-    "redis_exporter_sources": ["group:mon"],
-    # Redis server to watch (the local server).
-    "redis_exporter_server": "redis://127.0.0.1:6379",
-    # ACL user the exporter connects as.
-    "redis_exporter_user": "keel_exporter",
-    # Secret holding that user's password.
-    "redis_exporter_password_secret": "redis_exporter_password",
-    # More exporter flags.
-    "redis_exporter_extra_args": [],
-}
-
-SERVICE = "prometheus-redis-exporter"
-
-# The exporter's ACL user as a `redis_users` entry, for group_data (the redis role creates it
-# from its own data): what the exporter's default scrape runs (INFO, LATENCY LATEST, SLOWLOG
-# GET/LEN, CLIENT SETNAME), on no keys and no channels. CONFIG GET is taken from every user by
-# redis_disabled_commands; the exporter then reads maxmemory from INFO. Key checks
-# (--check-keys and the like) need more commands and keys.
-REDIS_USER = {"name": DEFAULTS["redis_exporter_user"],
-              "password_secret": DEFAULTS["redis_exporter_password_secret"],
-              "keys": [], "channels": [],
-              "commands": ["-@all", "+auth", "+ping", "+client|setname", "+info",
-                           "+latency|latest", "+slowlog|get", "+slowlog|len"]}
+EXPORTER = Exporter(role="redis_exporter", label="redis exporter", job="redis",
+                    service="prometheus-redis-exporter")
 
 
-def ports(data: Schema) -> list[PortRule]:
-    return [PortRule(port=data.redis_exporter_port, sources=data.redis_exporter_sources,
-                     comment="redis exporter")]
-
-
-def metrics(data: Schema) -> list[Endpoint]:
-    return [Endpoint(job="redis", port=data.redis_exporter_port)]
-
-
-def secrets(data: Schema) -> list[SecretFile]:
+def secrets(settings: Settings) -> list[SecretFile]:
     return [SecretFile(dest="redis_exporter/passwords.json",
                        template="redis_exporter/passwords.json.j2",
-                       uses=(data.redis_exporter_password_secret,),
-                       context={"server": data.redis_exporter_server,
-                                "name": data.redis_exporter_password_secret},
+                       uses=(settings.redis_exporter_password_secret,),
+                       context={"server": settings.redis_exporter_server,
+                                "name": settings.redis_exporter_password_secret},
                        owner="prometheus", group="prometheus", mode="0400",
-                       named_by={data.redis_exporter_password_secret:
+                       named_by={settings.redis_exporter_password_secret:
                                  "redis_exporter_password_secret"})]
 
 
+def declares(settings: Settings) -> list[Declaration]:
+    """The exporter's ACL user: what its default scrape runs (INFO, LATENCY LATEST, SLOWLOG
+    GET/LEN, CLIENT SETNAME), on no keys and no channels. CONFIG GET is taken from every user
+    by redis_disabled_commands; the exporter then reads maxmemory from INFO. Key checks
+    (--check-keys and the like) need more commands and keys."""
+    return [Declaration(role="redis", key="redis_users", item={
+        "name": settings.redis_exporter_user,
+        "password_secret": settings.redis_exporter_password_secret,
+        "keys": [], "channels": [],
+        "commands": ["-@all", "+auth", "+ping", "+client|setname", "+info", "+latency|latest",
+                     "+slowlog|get", "+slowlog|len"]})]
+
+
 @deploy("redis_exporter")
-def apply() -> None:
-    data = settings("redis_exporter")
-    apt.packages(name="Install redis exporter", packages=["prometheus-redis-exporter"],
-                 no_recommends=True)
-    (passwords,) = secrets(data)
-    secret = deliver(name="Deliver redis exporter password", file=passwords)
-    env = config_file(
-        "redis_exporter", "default", f"/etc/default/{SERVICE}", mode="0644",
-        name="Configure redis exporter", password_file=passwords.path,
-        listen=f"{host.data.keel_address}:{data.redis_exporter_port}")
-    unit = service_after_secrets(SERVICE)
-    service(name="Run redis exporter", service=SERVICE, running=True, enabled=True,
-            daemon_reload=unit.will_change)
-    systemd.service(name="Restart redis exporter", service=SERVICE, restarted=True,
-                    _if=any_changed(env, secret, unit))
+def apply(settings: Settings) -> None:
+    EXPORTER.install(settings, *secrets(settings))
+
+
+ROLE = Role(name="redis_exporter", settings=Settings, apply=apply, groups=("cache",),
+            ports=EXPORTER.ports, metrics=EXPORTER.metrics, secrets=secrets, declares=declares)

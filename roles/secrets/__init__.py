@@ -1,6 +1,6 @@
 """secrets: the host's own age identity and the unit that decrypts secrets into tmpfs.
 
-Roles deliver their own secret files with keel.secrets.deliver; this role must run before
+Roles deliver their own secret files with keel.deploy.secrets.deliver; this role must run before
 them (it does in site order).
 """
 
@@ -9,33 +9,21 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import File
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import apt, files, server, systemd
 
-from keel.data import settings
-from keel.ops import config_file, service
-from keel.secrets import (
-    DECRYPT,
-    HOST_KEY,
-    HOST_PUB,
-    RUN_DIR,
-    STORE_DIR,
-    SecretFiles,
-    declared,
-)
-from roles.secrets.schema import Schema  # noqa: F401  (read by keel.data)
-
-DEFAULTS = {
-    # Remove secrets the host's roles no longer declare (encrypted copy and /run copy).
-    "secrets_prune": True,
-}
+from keel.core.roles import Role, role
+from keel.core.secrets import RUN_DIR
+from keel.deploy.ops import config_file, service
+from keel.deploy.secrets import DECRYPT, HOST_KEY, HOST_PUB, STORE_DIR, SecretFiles
+from keel.deploy.site import settings as role_settings
+from roles.secrets.schema import Settings
 
 PATHS = {"run_dir": RUN_DIR, "store_dir": STORE_DIR, "host_key": HOST_KEY,
          "script": DECRYPT}
 
 
 @deploy("secrets")
-def apply() -> None:
-    data = settings("secrets")
+def apply(settings: Settings) -> None:
     apt.packages(name="Install age", packages=["age"], no_recommends=True)
     files.directory(name="/etc/keel", path="/etc/keel", mode="0755")
     files.directory(name="Host identity directory", path="/etc/keel/age", mode="0700")
@@ -51,12 +39,17 @@ def apply() -> None:
     unit = config_file("secrets", "keel-secrets.service",
                        "/etc/systemd/system/keel-secrets.service",
                        name="Install keel-secrets.service", **PATHS)
+    systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     service(name="Enable keel-secrets at boot", service="keel-secrets", running=True,
-            enabled=True, daemon_reload=unit.will_change)
-    if data.secrets_prune:
-        wanted = {f.dest for f in declared(settings, host.data.keel_roles)}
+            enabled=True)
+    if settings.secrets_prune:
+        wanted = {f.dest for name in host.data.keel_roles
+                  for f in role(name).secrets(role_settings(name))}
         stale = sorted(set(host.get_fact(SecretFiles)) - wanted)
         if stale:
             server.shell(name=f"Remove secrets no role declares: {', '.join(stale)}", commands=[
                 f"rm -f {STORE_DIR}/{d}.age {STORE_DIR}/{d}.meta {RUN_DIR}/{d}" for d in stale
             ])
+
+
+ROLE = Role(name="secrets", settings=Settings, apply=apply, groups=("all",))

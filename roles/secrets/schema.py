@@ -1,7 +1,14 @@
-"""Schema for the secrets role's data."""
+"""The secrets role's settings: each key's type, default and description."""
 
-from keel.schema import RoleData
+from pydantic import Field
+
+from keel.core.schema import RoleSettings
 
 
-class Schema(RoleData):
-    secrets_prune: bool
+class Settings(RoleSettings):
+    secrets_prune: bool = Field(
+        True,
+        description=(
+            "Remove secrets the host's roles no longer declare (encrypted copy and /run copy)."
+        ),
+    )

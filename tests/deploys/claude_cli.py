@@ -1,6 +1,6 @@
 """Test deploy: base, secrets and claude_cli (storage is tested on its own)."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 apply_role("base")
 apply_role("secrets")

@@ -1,7 +1,7 @@
 """Test deploy: what an app host needs to run containers (base, secrets, container_runtime,
 app), without the app group's other roles (storage, claude_cli), which have their own tests."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 for role in ("base", "secrets", "container_runtime", "app"):
     apply_role(role)

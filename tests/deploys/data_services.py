@@ -3,7 +3,7 @@ the tests refresh apt lists themselves, and other hosts are only read (inventory
 
 from pyinfra import host
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 DATA_ROLES = ("postgres", "redis")
 

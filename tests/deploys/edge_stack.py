@@ -8,9 +8,10 @@ from pyinfra import host, local
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, files, systemd
 
-from keel import ROOT, ca
-from keel.ops import text
-from keel.site import apply_role
+from keel import ROOT
+from keel.core import ca
+from keel.deploy.ops import text
+from keel.deploy.site import apply_role
 
 PEBBLE_UNIT = """[Unit]
 Description=pebble ACME test server

@@ -2,7 +2,7 @@
 roles, whose data from group_data creates the exporters' logins) and edge, whose alerts
 Prometheus loads. The rest of the site (storage, app, containers) is left out to keep it fast."""
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 for role in ("base", "secrets", "postgres", "redis", "edge", "node_exporter",
              "postgres_exporter", "redis_exporter", "prometheus"):

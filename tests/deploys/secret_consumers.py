@@ -2,9 +2,10 @@
 
 from pyinfra.operations import files, systemd
 
-from keel.ops import text
-from keel.secrets import SecretFile, deliver
-from keel.site import apply_role
+from keel.core.secrets import SecretFile
+from keel.deploy.ops import text
+from keel.deploy.secrets import deliver
+from keel.deploy.site import apply_role
 
 UNIT = """[Unit]
 After=keel-secrets.service

@@ -1,7 +1,8 @@
 """Test deploy: a file that carries a secret among other settings (tests/test_envs.py)."""
 
-from keel.secrets import SecretFile, deliver
-from keel.site import apply_role
+from keel.core.secrets import SecretFile
+from keel.deploy.secrets import deliver
+from keel.deploy.site import apply_role
 
 apply_role("secrets")
 deliver(name="Deliver the test service's env file", file=SecretFile(

@@ -9,7 +9,7 @@ import os
 
 from pyinfra import host
 
-from keel.site import apply_role
+from keel.deploy.site import apply_role
 
 ROLES = ("storage", "claude_cli", "container_runtime", "app", "postgres", "redis")
 

@@ -1,6 +1,6 @@
 """testinfra checks for node_exporter: it serves host metrics on the private address."""
 
-from keel.testing.probe import http_get
+from keel.lab.testing.probe import http_get
 
 SERVICE = "prometheus-node-exporter"
 

@@ -1,7 +1,7 @@
 """testinfra checks for postgres_exporter (on a host that runs PostgreSQL): it logs in with
 its secret file and serves the server's metrics."""
 
-from keel.testing.probe import cmdline, http_get, runs_as_after_secrets
+from keel.lab.testing.probe import cmdline, http_get, runs_as_after_secrets
 
 SERVICE = "prometheus-postgres-exporter"
 PASSWORD = "/run/keel/secrets/postgres_exporter/password"

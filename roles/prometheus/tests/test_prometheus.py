@@ -4,7 +4,7 @@ inventory is up."""
 import json
 import time
 
-from keel.testing.probe import http_get
+from keel.lab.testing.probe import http_get
 
 
 def test_runs_with_keel_flags(host):

@@ -1,7 +1,7 @@
 """testinfra checks for redis_exporter (on a host that runs Redis): it logs in as its ACL user
 with a password file and serves the server's metrics."""
 
-from keel.testing.probe import cmdline, http_get, runs_as_after_secrets
+from keel.lab.testing.probe import cmdline, http_get, runs_as_after_secrets
 
 SERVICE = "prometheus-redis-exporter"
 PASSWORDS = "/run/keel/secrets/redis_exporter/passwords.json"

@@ -4,7 +4,7 @@ hosts (GET /health answers 200), enough for nginx to proxy to."""
 from pyinfra import host
 from pyinfra.operations import files, systemd
 
-from keel.ops import text
+from keel.deploy.ops import text
 
 UNIT = """[Unit]
 Description=edge scenario upstream (static files)

@@ -1,6 +1,6 @@
 """Test harness: converge real sandbox hosts with the pyinfra CLI and read its JSON results.
 
-Tests use it through the pytest plugin (keel.testing.plugin): start hosts, write an inventory
+Tests use it through the pytest plugin (keel.lab.testing.plugin): start hosts, write an inventory
 for them with test data, run a deploy, and assert on what changed.
 """
 
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from keel import ROOT, sandbox
+from keel import ROOT
+from keel.lab import sandbox
 
 BIN = Path(sys.executable).parent
 
@@ -88,7 +89,7 @@ class Harness:
         path = self.workdir / f"{name}.py"
         path.write_text(
             "from pathlib import Path\n"
-            "from keel.inventory import groups\n\n"
+            "from keel.core.inventory import groups\n\n"
             f"globals().update(groups({self.env!r}, {spec!r}, source=__file__,\n"
             f"    extra_files=[Path(p) for p in {[str(p) for p in extra]!r}]))\n"
         )
@@ -135,7 +136,7 @@ def run_testinfra(hosts: list[sandbox.Host], *paths: str | Path, extra: list[str
               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a role's testinfra tests (roles/<name>/tests) against sandbox hosts over SSH."""
     argv = [
-        str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "-p", "no:keel.testing.plugin",
+        str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "-p", "no:keel.lab.testing.plugin",
         "--rootdir", str(ROOT), "-o", "addopts=",
         "--hosts", ",".join(f"ssh://{h.address}" for h in hosts),
         "--ssh-config", str(sandbox.ssh_config()),

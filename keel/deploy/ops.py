@@ -9,7 +9,6 @@ import shlex
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
-import jinja2
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
 from pyinfra.api.output import format_text
@@ -18,16 +17,8 @@ from pyinfra.context import state
 from pyinfra.facts.files import File, FileContents
 from pyinfra.operations.util.files import chmod, chown, generate_color_diff
 
-from keel import ROOT, TEMPLATES
-from keel.data import MASK
-
-
-def jinja() -> jinja2.Environment:
-    """keel's template environment: paths relative to templates/ (or to the repo)."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader([TEMPLATES, ROOT]), trim_blocks=True, lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-    )
+from keel.core.data import MASK
+from keel.core.render import render
 
 
 class ManagedFile(FactBase):
@@ -137,16 +128,24 @@ def _log_diff(dest: str, current, content: str) -> None:
 
 def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "0644",
                 user: str = "root", group: str = "root", **context):
-    """Render templates/<role>/<template>.j2 to dest.
+    """templates/<role>/<template>.j2, rendered with exactly `context`, written to dest."""
+    return managed_file(name=name, dest=dest, content=render(role, template, **context),
+                        mode=mode, user=user, group=group)
 
-    Templates see `data` (the role's validated settings) and `host`.
-    """
-    from keel.data import settings
 
-    content = jinja().get_template(f"{role}/{template}.j2").render(
-        data=settings(role), host=host, **context)
-    return managed_file(name=name, dest=dest, content=content, mode=mode, user=user,
-                        group=group)
+def dropin(unit: str, content: str, *, name: str):
+    """keel's drop-in for a systemd unit (/etc/systemd/system/<unit>.d/keel.conf). Follow it
+    with `systemd.daemon_reload(_if=any_changed(...))` before the unit is (re)started."""
+    return managed_file(name=name, dest=f"/etc/systemd/system/{unit}.d/keel.conf",
+                        content=content)
+
+
+def start_after(unit: str, role: str, units: list[str], *, name: str, why: str = ""):
+    """A drop-in that starts the unit after (and with) `units`: keel-secrets.service for
+    what it reads from /run/keel/secrets, network-online.target to bind a private address."""
+    comment = "".join(f"# {line}\n" for line in why.splitlines())
+    return dropin(unit, f"# managed by keel: roles/{role}\n{comment}[Unit]\n"
+                        f"After={' '.join(units)}\nWants={' '.join(units)}\n", name=name)
 
 
 class UnitState(FactBase):
@@ -164,23 +163,14 @@ class UnitState(FactBase):
 
 
 @operation()
-def service(service: str, running: bool | None = None, enabled: bool | None = None,
-            daemon_reload: bool = False):
+def service(service: str, running: bool | None = None, enabled: bool | None = None):
     """Start/stop and enable/disable a systemd unit (restarts and reloads: systemd.service)."""
-    if daemon_reload:
-        yield "systemctl daemon-reload"
     current = host.get_fact(UnitState, unit=service)
     q = shlex.quote(service)
     if running is not None and running != current["running"]:
         yield f"systemctl {'start' if running else 'stop'} {q}"
     if enabled is not None and enabled != current["enabled"]:
         yield f"systemctl {'enable' if enabled else 'disable'} {q}"
-
-
-def render(role: str, template: str, **context) -> str:
-    """templates/<role>/<template>.j2 rendered on the controller, for content a role must know
-    before it writes (to compare with what the host has)."""
-    return jinja().get_template(f"{role}/{template}.j2").render(**context)
 
 
 def text(content: str) -> StringIO:
@@ -210,7 +200,7 @@ if __name__ == "__main__":
     print("\n".join(fingerprint(lines, sys.argv[2].encode())))
 '''
 _namespace: dict = {}
-exec(compile(FINGERPRINT, "keel.ops.FINGERPRINT", "exec"), _namespace)
+exec(compile(FINGERPRINT, "keel.deploy.ops.FINGERPRINT", "exec"), _namespace)
 _SALT = secrets.token_hex(8)
 
 
@@ -258,7 +248,7 @@ def _range(start: int, stop: int) -> str:
 def log_masked_diff(path: str, content: str) -> None:
     """Under --diff, log how a file that carries secrets would change, every value masked.
 
-    keel.secrets.deliver calls this: pyinfra's own diffs print whole files.
+    keel.deploy.secrets.deliver calls this: pyinfra's own diffs print whole files.
     """
     if not state.config.DIFF:
         return

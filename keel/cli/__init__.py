@@ -13,7 +13,7 @@ from keel.errors import KeelError
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from keel import sandbox
+    from keel.lab import sandbox
 
     if args.action == "up":
         for host in sandbox.up(args.names or ["prod"], privileged=args.privileged,
@@ -40,7 +40,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _vm(args: argparse.Namespace) -> int:
-    from keel import vm
+    from keel.lab import vm
 
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.action == "up":
@@ -68,9 +68,9 @@ def _vm(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from keel.checks import secret_names
-    from keel.data import masked
-    from keel.inventory import load
+    from keel.core.checks import secret_names
+    from keel.core.data import masked
+    from keel.core.inventory import load
 
     env = load(args.env)
     hosts = [env.host(args.host)] if args.host else env.hosts
@@ -101,7 +101,7 @@ def _data(args: argparse.Namespace) -> int:
                 print(f"  {key:<{width}}  {value:<{values}}  # {source}")
             print()
     if problems:
-        from keel.data import format_problems
+        from keel.core.data import format_problems
 
         print(format_problems(problems).replace("; no host was contacted", ""),
               file=sys.stderr)
@@ -111,7 +111,7 @@ def _data(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace):
     from keel import plan
-    from keel.inventory import inventory_path
+    from keel.core.inventory import inventory_path
 
     inventory = inventory_path(args.env)
     return inventory, plan.run(inventory, args.deploy or ["deploys/site.py"], args.limit)
@@ -159,7 +159,7 @@ def _read_value(prompt: str) -> str:
 
 
 def _secrets(args: argparse.Namespace) -> int:
-    from keel.secrets import store
+    from keel.core import store
 
     env = args.env
     if args.action == "init":
@@ -183,9 +183,9 @@ def _secrets(args: argparse.Namespace) -> int:
     elif args.action == "generate":
         store.put(env, _arg(args, "key"), store.generate(args.length))
     elif args.action == "ensure":
-        from keel.checks import secret_names
-        from keel.data import format_problems, validate_host
-        from keel.inventory import load
+        from keel.core.checks import secret_names
+        from keel.core.data import format_problems, validate_host
+        from keel.core.inventory import load
 
         hosts = load(args.key or f"inventories/{env}.py").hosts
         problems = [problem for host in hosts for problem in validate_host(host)]
@@ -224,7 +224,7 @@ def _edit(env: str) -> None:
 
     import yaml
 
-    from keel.secrets import store
+    from keel.core import store
 
     before = {name: store.value(env, name) for name in store.load(env)}
     with tempfile.TemporaryDirectory(prefix="keel-secrets-") as tmp:  # 0700
@@ -273,12 +273,26 @@ def _rollout(args: argparse.Namespace) -> int:
 
 
 def _ca(args: argparse.Namespace) -> int:
-    from keel import ca
+    from keel.core import ca
 
     if args.action == "init":
         print(ca.init(args.env, days=args.days, force=args.force), end="")
     else:
         print(ca.cert(args.env), end="")
+    return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from keel.core import docs
+
+    if args.check:
+        stale = docs.stale()
+        for each in stale:
+            print(f"keel: {docs.readme(each).relative_to(ROOT)} is stale: run `keel docs`",
+                  file=sys.stderr)
+        return 1 if stale else 0
+    for each in docs.write():
+        print(f"updated {docs.readme(each).relative_to(ROOT)}")
     return 0
 
 
@@ -351,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--force", action="store_true", help="for init: replace an existing CA")
     ca.set_defaults(func=_ca)
 
+    docs = sub.add_parser("docs", help="rewrite each role README's variable table from its "
+                                       "settings (schema.py)")
+    docs.add_argument("--check", action="store_true", help="only report stale READMEs (exit 1)")
+    docs.set_defaults(func=_docs)
+
     env_help = "environment (inventories/<env>.py) or an inventory file"
     data = sub.add_parser("data", help="each host's merged data and the file each value came from")
     data.add_argument("env", help=env_help)
@@ -385,6 +404,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"keel: {exc}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
+from keel.core import store
+
 MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(B|[kKMGT]B?|[KMGT]iB)?$")
 # Size units are binary (1K = 1024), as in PostgreSQL, systemd and journald.
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -23,8 +25,9 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class RoleData(Model):
-    pass
+class RoleSettings(Model):
+    """A role's settings: one field per data key, each with its default and description
+    (`Field(default, description=...)`). The role's defaults and README table derive from it."""
 
 
 def _memory(value: str) -> str:
@@ -76,6 +79,8 @@ Source = Annotated[str, AfterValidator(_source)]
 Address = Annotated[str, AfterValidator(_address)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Name = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+# The name of a secret in secrets/<env>.yaml, as the store accepts it.
+SecretName = Annotated[str, Field(pattern=store.NAME.pattern)]
 
 
 class PortRule(Model):

@@ -27,7 +27,7 @@ CONTAINERS_CONF = HERE.parent / "containers.conf"
 IMAGE_REPO = "localhost/keel-debian12"
 NETWORK = "keel-sandbox"
 SUBNET = "198.51.100.0/24"
-LABEL = "keel.sandbox"
+LABEL = "keel.lab.sandbox"
 CONTAINER_PREFIX = "keel-"
 CONTROLLER_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 SUITE = "bookworm"
@@ -388,7 +388,8 @@ def down(names: list[str] | None = None) -> list[str]:
 
 
 def ssh_data(host: Host) -> dict:
-    """pyinfra connection data for a sandbox host (SSH, as production uses)."""
+    """A sandbox host's own data: pyinfra's connection (SSH, as production uses), its
+    address, and the controller's apt mirror (hosts install from the same place)."""
     return {
         "ssh_hostname": host.address,
         "ssh_user": "root",
@@ -396,4 +397,5 @@ def ssh_data(host: Host) -> dict:
         "ssh_known_hosts_file": "/dev/null",
         "ssh_strict_host_key_checking": "no",
         "keel_address": host.address,
+        "base_apt_mirror": debian_mirror(),
     }

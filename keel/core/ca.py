@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keel.core import store
 from keel.errors import KeelError
-from keel.secrets import store
 
 KEY, CERT = "ca_key", "ca_cert"
 

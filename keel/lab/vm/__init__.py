@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from keel import sandbox
 from keel.errors import KeelError
+from keel.lab import sandbox
 
 HERE = Path(__file__).parent
 SUITE = sandbox.SUITE
@@ -47,6 +47,7 @@ PORTS = range(22220, 22230)  # SSH forwarded from 127.0.0.1
 GUEST_ADDRESS = "10.0.2.15"  # QEMU user networking: the guest
 CONTROLLER_ADDRESS = "10.0.2.2"  # QEMU user networking: the controller's loopback
 DEFAULT_USER = "debian"  # the image's cloud-init default user
+ADMIN = "ops"  # the admin base makes, with keel's key (lab_data)
 DEFAULT_NAME = "vm-aio"
 BOOT_TIMEOUT = 900  # seconds from start to cloud-init done; TCG is slow
 CONSOLE_TAIL = 40
@@ -442,7 +443,15 @@ def ssh_data(vm: VM, user: str) -> dict:
         "ssh_strict_host_key_checking": "no",
         "_sudo": True,
         "keel_address": GUEST_ADDRESS,
+        **lab_data(),
     }
+
+
+def lab_data() -> dict:
+    """The VM's data that depends on this machine: its apt mirror, and the admin `ops` with
+    keel's key (base makes it and locks the image's default user)."""
+    return {"base_apt_mirror": sandbox.debian_mirror(),
+            "base_admin_users": [{"name": ADMIN, "ssh_keys": [public_key()]}]}
 
 
 def login_candidates(values: dict) -> list[str]:
@@ -456,17 +465,17 @@ def login_candidates(values: dict) -> list[str]:
 
 
 def _groups() -> list[str]:
-    from keel.roles import ROLES
+    from keel.core.roles import all_groups
 
-    return ["vm", *sorted({g for gs in ROLES.values() for g in gs} - {"all"})]
+    return ["vm", *sorted(all_groups())]
 
 
 def host_data(vm: VM) -> dict:
     """The VM's merged data (env "vm"), unvalidated: enough to pick the login user."""
     from keel import ROOT
-    from keel.inventory import hosts_data
+    from keel.core.inventory import hosts_data
 
-    spec = {group: [vm.name] for group in _groups()}
+    spec = {group: [(vm.name, lab_data())] for group in _groups()}
     return hosts_data("vm", spec, str(ROOT / "inventories/vm.py"))[0].values
 
 
@@ -474,7 +483,7 @@ def inventory(name: str, source: str) -> dict[str, list]:
     """pyinfra groups for the all-in-one VM: env "vm", in every group a role applies to."""
     import sys
 
-    from keel.inventory import groups
+    from keel.core.inventory import groups
 
     try:
         vm = get(name)

@@ -1,5 +1,5 @@
 """Molecule glue: the shared scenario playbooks (.config/molecule/) call
-`python -m keel.testing.molecule COMMAND`.
+`python -m keel.lab.testing.molecule COMMAND`.
 
 Molecule describes the scenario in its environment: MOLECULE_FILE is the merged molecule.yml,
 MOLECULE_PROJECT_DIRECTORY is roles/<role> (the role under test), MOLECULE_EPHEMERAL_DIRECTORY
@@ -26,10 +26,11 @@ from pathlib import Path
 
 import yaml
 
-from keel import ROOT, sandbox
+from keel import ROOT
+from keel.core import roles as registry
 from keel.errors import KeelError
-from keel.roles import ROLES
-from keel.testing import Harness, run_testinfra
+from keel.lab import sandbox
+from keel.lab.testing import Harness, run_testinfra
 
 # Instances without `groups` get the role's own groups; a role of every host gets this one.
 DEFAULT_GROUP = "molecule"
@@ -44,8 +45,12 @@ def platforms() -> list[dict]:
         return yaml.safe_load(f)["platforms"]
 
 
+def _groups(name: str, otherwise: tuple[str, ...]) -> tuple[str, ...]:
+    return registry.role(name).groups if name in registry.SITE else otherwise
+
+
 def groups_of(platform: dict, name: str) -> list[str]:
-    own = [g for g in ROLES.get(name, ()) if g != "all"]
+    own = [g for g in _groups(name, ()) if g != "all"]
     return platform.get("groups") or own or [DEFAULT_GROUP]
 
 
@@ -87,9 +92,8 @@ def boot(names: list[str]) -> None:
 def ensure_secrets(inventory: Path) -> None:
     """The sandbox secrets the instances' roles need, made if missing, as `make up` does; and
     the sandbox's CA (edge's internal certificates), as `keel ca init sandbox` does."""
-    from keel import ca
     from keel.cli import main as keel
-    from keel.secrets import store
+    from keel.core import ca, store
 
     def run(*argv: str) -> None:
         if keel(list(argv)) != 0:
@@ -120,7 +124,7 @@ def apply(targets: list[str], deploys: list[str], data: dict, dry: bool = False)
 
 def verify() -> int:
     name = role()
-    where = set(ROLES.get(name, ("all",)))
+    where = set(_groups(name, ("all",)))
     hosts = [host for host, member_of in instances() if "all" in where or where & set(member_of)]
     tests = ROOT / "roles" / name / "tests"
     if not list(tests.glob("test_*.py")):
@@ -132,7 +136,8 @@ def verify() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m keel.testing.molecule", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m keel.lab.testing.molecule",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup")

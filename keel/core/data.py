@@ -1,9 +1,11 @@
 """Layered host data with provenance, and its validation against each role's schema.
 
-Layers, lowest first: each role's DEFAULTS, group_data/all.py, group_data/<env>.py,
-group_data/<group>.py for each of the host's groups (inventory order), the host's own data
-in the inventory, then any extra data files (tests use these). A later layer replaces a key
-whole; every value remembers the file that set it.
+"Data" is the layered input; a role's "settings" are its validated view of it.
+
+Layers, lowest first: each role's defaults (its settings' fields), group_data/all.py,
+group_data/<env>.py, group_data/<group>.py for each of the host's groups (inventory order),
+the host's own data in the inventory, then any extra data files (tests use these). A later
+layer replaces a key whole; every value remembers the file that set it.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 import pydantic
 
 from keel import ROOT
-from keel.roles import ROLES, role_module, role_of_key
-from keel.schema import SecretMarker, field_annotation, walk
+from keel.core.roles import SITE, role, role_of_key, roles_of
+from keel.core.schema import SecretMarker, field_annotation, walk
 
 # Keys that belong to keel or to pyinfra rather than to a role.
 KEEL_KEYS = {"keel_env", "keel_address", "keel_groups", "keel_roles"}
@@ -47,8 +49,11 @@ class HostData:
 
     @property
     def roles(self) -> list[str]:
-        return [name for name, groups in ROLES.items()
-                if "all" in groups or set(groups) & set(self.groups)]
+        return roles_of(self.groups)
+
+    def settings(self, name: str):
+        """A role's settings from this host's data (validate_host has passed)."""
+        return role(name).validate(self.values)
 
 
 def relative(path: Path | str) -> str:
@@ -72,8 +77,7 @@ def read_data_file(path: Path) -> dict[str, Any]:
 
 
 def defaults() -> list[tuple[str, dict[str, Any]]]:
-    return [(relative(role_module(name).__file__) + " (default)", role_module(name).DEFAULTS)
-            for name in ROLES]
+    return [(role(name).source + " (default)", role(name).defaults) for name in SITE]
 
 
 def merge(name: str, env: str, groups: list[str], host_layer: tuple[str, dict],
@@ -115,8 +119,8 @@ class Problem:
 
 def _all_known_keys() -> list[str]:
     keys = set(KEEL_KEYS)
-    for name in ROLES:
-        keys.update(role_module(name).DEFAULTS)
+    for name in SITE:
+        keys.update(role(name).keys)
     return sorted(keys)
 
 
@@ -184,15 +188,15 @@ def validate_host(host: HostData) -> list[Problem]:
     for key in host.values:
         if key in KEEL_KEYS or key.startswith(CONNECTOR_PREFIXES):
             continue
-        role = role_of_key(key)
-        if role is None or key not in role_module(role).DEFAULTS:
+        owner = role_of_key(key)
+        if owner is None or key not in role(owner).settings.model_fields:
             problems.append(Problem(host.name, key, host.sources[key],
                                     "unknown key" + _suggest(key, known)))
     problems.extend(_check_address(host))
-    for role in host.roles:
-        schema = role_module(role).Schema
+    for name in host.roles:
+        schema = role(name).settings
         # Defaults are merged in, so every key of the role is present.
-        mine = {key: host.values[key] for key in role_module(role).DEFAULTS}
+        mine = {key: host.values[key] for key in role(name).keys}
         try:
             schema.model_validate(mine, context={"host": host})
         except pydantic.ValidationError as exc:
@@ -293,14 +297,14 @@ def _merge_union_errors(schema, errors: list[dict]) -> list[dict]:
     return out
 
 
-def group_source_problems(hosts: list[HostData], role: str, key: str,
+def group_source_problems(hosts: list[HostData], name: str, key: str,
                           sources: Callable[[Any], list]) -> list[Problem]:
     """'group:<name>' sources (sources(value) lists them from a key's raw value) that name a
     group with no hosts. Only where data sets the key: a default such as group:app may be empty."""
     groups = {group for host in hosts for group in host.groups}
     problems = []
     for host in hosts:
-        if role not in host.roles or host.sources[key].endswith("(default)"):
+        if name not in host.roles or host.sources[key].endswith("(default)"):
             continue
         for source in sources(host.values[key]):
             message = unknown_group(source, groups)
@@ -341,9 +345,9 @@ def masked(host: HostData, secret_names: set[str] = frozenset()) -> dict[str, An
     out = {}
     for key, value in host.values.items():
         value = _mask_named(key, copy.deepcopy(value), secret_names)
-        role = role_of_key(key)
-        if role is not None and key in role_module(role).Schema.model_fields:
-            info = role_module(role).Schema.model_fields[key]
+        owner = role_of_key(key)
+        if owner is not None and key in role(owner).settings.model_fields:
+            info = role(owner).settings.model_fields[key]
             paths = [path for path, marker, _ in walk(field_annotation(info), value)
                      if isinstance(marker, SecretMarker)]
             for path in paths:
@@ -369,12 +373,3 @@ def _replace(value: Any, path: tuple) -> Any:
         return MASK if value is not None else None
     value[path[0]] = _replace(value[path[0]], path[1:])
     return value
-
-
-def settings(role: str, data=None):
-    """The current host's data for a role, validated and with nested defaults filled in."""
-    from pyinfra import host
-
-    data = host.data if data is None else data
-    module = role_module(role)
-    return module.Schema.model_validate({key: data.get(key) for key in module.DEFAULTS})

@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from keel import ROOT, sandbox
-from keel.testing import Harness
+from keel import ROOT
+from keel.lab import sandbox
+from keel.lab.testing import Harness
 
 
 def pytest_addoption(parser):
@@ -37,7 +38,7 @@ class SecretsEnv:
     """A throwaway secrets dir and identity for the sandbox environment."""
 
     def __init__(self, root):
-        from keel.secrets import store
+        from keel.core import store
 
         self.root = root
         self.env = {"KEEL_SECRETS_DIR": str(root / "secrets"),
@@ -52,7 +53,7 @@ class SecretsEnv:
         store.set_recipients("sandbox", [public])
 
     def set(self, name: str, value: str) -> None:
-        from keel.secrets import store
+        from keel.core import store
 
         store.put("sandbox", name, value)
 

@@ -20,7 +20,7 @@ from keel import ROOT
 from keel.errors import KeelError
 
 BIN = Path(sys.executable).parent
-STATUS_FACT = "roles.app.Status"
+STATUS_FACT = "roles.app.facts.Status"
 
 
 def inventory_path(name: str) -> Path:
@@ -35,7 +35,7 @@ def inventory_path(name: str) -> Path:
 
 def group_hosts(inventory: Path, group: str) -> list[str]:
     """Host names of one group, in inventory order."""
-    from keel.inventory import load
+    from keel.core.inventory import load
 
     hosts = [h.name for h in load(inventory).hosts if group in h.groups]
     if not hosts:

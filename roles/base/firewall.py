@@ -1,6 +1,6 @@
 """Inbound firewall rules for the current host, from the ports its roles declare.
 
-Each role may define `ports(settings) -> [PortRule]`; base renders the
+Each role declares its ports with its `ports` hook; base renders the
 union into nftables. Sources are CIDRs or "group:<name>", resolved from inventory data
 (never by connecting to other hosts), so --limit runs produce the same rules.
 """
@@ -11,8 +11,8 @@ import ipaddress
 
 from pyinfra import host, inventory
 
-from keel.data import settings
-from keel.roles import role_module
+from keel.core.roles import role
+from keel.deploy.site import settings
 
 
 def source_addresses(source: str) -> list[str]:
@@ -25,11 +25,8 @@ def source_addresses(source: str) -> list[str]:
 
 def firewall_rules() -> list[dict]:
     """[{port, proto, v4: [..] | None, v6: [..] | None, comment}]; None source list = any."""
-    declared = []
-    for role in host.data.keel_roles:
-        ports = getattr(role_module(role), "ports", None)
-        if ports is not None:
-            declared.extend(ports(settings(role)))
+    declared = [port for name in host.data.keel_roles
+                for port in role(name).ports(settings(name))]
     rules = []
     for port in declared:
         rule = {"port": port.port, "proto": port.proto, "comment": port.comment,

@@ -2,7 +2,7 @@
 
 pyinfra's JSON lists each operation with the hosts it would change; its log (stderr) holds
 the hosts it connected to and the file diffs (masked for files that carry secrets, see
-keel.ops.secret_file). A host that cannot be reached fails the plan (--fail-percent 0):
+keel.deploy.ops.secret_file). A host that cannot be reached fails the plan (--fail-percent 0):
 an unreachable host is not a converged one.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from keel import ROOT
-from keel.data import relative
+from keel.core.data import relative
+from keel.core.roles import SITE
 from keel.errors import KeelError
-from keel.roles import ROLES
 
 PYINFRA = Path(sys.executable).parent / "pyinfra"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -101,7 +101,7 @@ class Plan:
 
 def _role_and_name(name: str) -> Change:
     role, sep, rest = name.partition(" | ")
-    if sep and role in ROLES:
+    if sep and role in SITE:
         return Change(role, rest)
     return Change(role if sep else "-", rest if sep else name)
 

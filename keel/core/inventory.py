@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from keel import ROOT
-from keel.checks import check
-from keel.data import HostData, Problem, format_problems, merge, relative
+from keel.core.checks import check
+from keel.core.data import HostData, Problem, format_problems, merge, relative
 from keel.errors import KeelError
 
 GROUP_DATA = ROOT / "group_data"
@@ -140,7 +140,7 @@ def load(target: str | Path) -> Environment:
     finally:
         _collecting = None
     if len(collected) != 1:
-        raise KeelError(f"{relative(path)} must call keel.inventory.groups() once "
+        raise KeelError(f"{relative(path)} must call keel.core.inventory.groups() once "
                         f"(it called it {len(collected)} times)")
     env, hosts = collected[0]
     return Environment(env, path, hosts)

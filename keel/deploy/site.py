@@ -1,0 +1,46 @@
+"""Applying roles to the current host according to its inventory groups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from pyinfra import host, inventory
+
+from keel.core.roles import SITE, declarations, role
+
+
+@cache
+def _received(inventory_id: int) -> dict:
+    # Declarations are read from every host's data, once per run (never by connecting).
+    return declarations((other.name, other.data, other.data.get("keel_roles") or [])
+                        for other in inventory)
+
+
+def settings(name: str, of=None):
+    """A role's validated settings on the current host, or on inventory host `of`."""
+    target = of or host
+    received = _received(id(inventory)).get((target.name, name), ())
+    return role(name).validate(target.data, received)
+
+
+def apply_role(name: str, deploy: Callable | None = None) -> None:
+    """Apply one role (or one of its other deploys, given its settings) if the current host
+    is in one of its groups (deploys/<role>.py)."""
+    if name not in SITE:
+        raise KeyError(f"unknown role {name!r}")
+    if name in host.data.keel_roles:
+        (deploy or role(name).apply)(settings(name))
+
+
+def apply_site() -> None:
+    """Every role of the current host, in site order (deploys/site.py).
+
+    pyinfra identifies an operation by the line numbers of its call stack, not the files, so
+    two roles with an operation on the same line would share an identity and the fleet's
+    operation order could form a cycle. host.loop adds the role's place in SITE (the same on
+    every host) to that identity.
+    """
+    for name in host.loop(list(SITE)):
+        if name in host.data.keel_roles:
+            role(name).apply(settings(name))
