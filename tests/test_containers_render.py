@@ -6,7 +6,7 @@ from containers_data import stack
 
 from keel.core.render import render
 from keel.core.roles import role
-from roles.app.render import exec_line, render_unit
+from roles.app.units import exec_line, render_unit
 from roles.container_runtime import _daemon_json
 
 APP, RUNTIME = role("app").defaults, role("container_runtime").defaults

@@ -29,7 +29,8 @@ from keel.deploy.containers import ImageExists, Networks, PathModes, Volumes, au
 from keel.deploy.ops import ManagedFile, managed_file
 from keel.deploy.secrets import deliver
 from roles.app.facts import Accounts, Units
-from roles.app.render import (
+from roles.app.schema import Settings, cross_check, effective, start_order
+from roles.app.units import (
     HELPER,
     UNIT_DIR,
     built_image,
@@ -37,7 +38,6 @@ from roles.app.render import (
     render_unit,
     unit_name,
 )
-from roles.app.schema import Settings, cross_check, effective, start_order
 
 
 def secrets(settings: Settings) -> list[SecretFile]:

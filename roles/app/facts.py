@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
-from roles.app.render import MARKER, UNIT_DIR
+from roles.app.units import MARKER, UNIT_DIR
 
 
 class Units(FactBase):

@@ -10,8 +10,8 @@ from pyinfra.facts.files import Sha1File
 from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.app.render import UNIT_DIR, built_image, render_unit, unit_name
 from roles.app.schema import Settings, start_order
+from roles.app.units import UNIT_DIR, built_image, render_unit, unit_name
 
 
 @deploy("app rollback")

@@ -122,7 +122,7 @@ def apply(settings: Settings) -> None:
     restart_readers(name="Restart the services that read the storage environment", path=ENV_PATH,
                     _if=env.did_change)
     if settings.storage_check:
-        check(name=f"Check storage backend {settings.storage_backend}", data=settings)
+        check(name=f"Check storage backend {settings.storage_backend}", settings=settings)
 
 
 ROLE = Role(name="storage", settings=Settings, apply=apply, groups=("app",), secrets=secrets,
