@@ -1,8 +1,10 @@
-"""Restore a named backup into a database, on db hosts. Replaces that database's contents, so
-it refuses to run unless data confirms it:
+"""Recover a db host's PostgreSQL cluster with pgBackRest, to the end of the archived WAL or to
+a time. It replaces the cluster's data, so it refuses to run unless data confirms it; a safety
+backup of the current cluster is taken first (or, when PostgreSQL is down, its data directory
+is kept aside):
 
     pyinfra INVENTORY deploys/restore.py --limit db1 \\
-        --data postgres_restore_backup=app_20250101T023000Z.dump \\
+        --data postgres_restore_target='2026-12-02 03:30:00+00' \\
         --data postgres_restore_confirm=true
 """
 
@@ -16,14 +18,13 @@ from keel.deploy.site import settings as role_settings
 
 if "postgres" in host.data.keel_roles:
     settings = role_settings("postgres")
-    if not settings.postgres_restore_backup:
-        raise PyinfraError("set postgres_restore_backup to the backup to restore "
-                           "(`keel-pg-backup list` on the host lists them)")
+    target = settings.postgres_restore_target
+    if not target:
+        raise PyinfraError("set postgres_restore_target to 'latest' or to a time with its zone "
+                           "('2026-12-02 03:30:00+00'); `keel-pg-backup list` on the host "
+                           "lists the backups")
     if settings.postgres_restore_confirm is not True:
-        raise PyinfraError(f"restoring {settings.postgres_restore_backup} replaces the database's "
-                           "contents: set postgres_restore_confirm=true to confirm")
-    name = settings.postgres_restore_backup
-    database = settings.postgres_restore_database or name.rsplit("/", 1)[-1].rsplit("_", 1)[0]
-    server.shell(name=f"Restore {name} into database {database}",
-                 commands=[f"keel-pg-backup restore {shlex.quote(name)} "
-                           f"{shlex.quote(database)}"])
+        raise PyinfraError(f"restoring to {target} replaces the cluster's data: set "
+                           "postgres_restore_confirm=true to confirm")
+    server.shell(name=f"Restore PostgreSQL to {target} (safety backup first)",
+                 commands=[f"keel-pg-backup restore {shlex.quote(target)}"])

@@ -23,7 +23,9 @@ GROUPS = {"mon": ["m-mon1"], "db": ["m-db1"], "cache": ["m-cache1"], "app": ["m-
 EXPORTERS = {"m-mon1": [9100], "m-db1": [9100, 9187], "m-cache1": [9100, 9121],
              "m-app1": [9100], "m-app2": [9100]}
 PASSWORDS = {"postgres_monitor_password": random.token_hex(16),
-             "redis_exporter_password": random.token_hex(16)}
+             "redis_exporter_password": random.token_hex(16),
+             # postgres's pgBackRest repository key.
+             "postgres_backup_cipher_pass": random.token_hex(16)}
 
 
 @pytest.fixture(scope="module")

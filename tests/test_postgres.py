@@ -1,9 +1,11 @@
 """postgres on real sandbox hosts: idempotence with passwords, access from app hosts and refusal
-from others, reload versus restart, data kept, drops, backups to S3 (moto) and restores."""
+from others, reload versus restart, data kept, drops, pgBackRest backups (failures visible),
+point-in-time recovery to a time and to the latest archived WAL, and retention."""
 
-import re
+import json
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -15,17 +17,14 @@ DATA = ROOT / "roles/postgres/tests/data.py"
 DEPLOY = "tests/deploys/data_services.py"
 MB = 1 << 20
 PASSWORDS = {"postgres_app_password": "app-Pw-1f0c3e8a", "postgres_reporting_password":
-             "rep-Pw-9b2d77e1", "postgres_s3_access_key": "s3-ak-5c1e0a7d",
-             "postgres_s3_secret_key": "s3-sk-8e4f2b90",
+             "rep-Pw-9b2d77e1", "postgres_backup_cipher_pass": "cipher-Pw-6d0e4b2a9c",
              # The exporter on db hosts needs its login's secret to validate.
              "postgres_monitor_password": "mon-Pw-3a7c61d0"}
-# moto serves S3 on the app host; the db host uploads there (sandbox traffic only).
-MOTO = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
-        "postgresql-client python3-pip python3-boto3 python3-flask python3-flask-cors "
-        "python3-werkzeug python3-xmltodict python3-responses python3-dateutil python3-jinja2 "
-        "python3-cryptography python3-yaml "
-        ">/dev/null && pip install -q --no-deps --break-system-packages moto 2>/dev/null && "
-        "systemd-run --unit=moto python3 -m moto.server -H 0.0.0.0 -p 5000")
+CLIENT = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+          "postgresql-client >/dev/null")
+PGDATA = "/var/lib/postgresql/15/main"
+REPO = "/var/lib/pgbackrest"
+METRICS = "/var/lib/prometheus/node-exporter/keel_pg_backup.prom"
 
 
 def changed(run, host: str = "d-db1") -> list[str]:
@@ -58,12 +57,12 @@ def hosts(sandbox_hosts):
 
 @pytest.fixture(scope="module")
 def app_host_tools(hosts):
-    """psql and an S3 server (moto) on the app host, installed while the db host converges."""
+    """psql on the app host, installed while the db host converges."""
     _, app, _ = hosts
     result = {}
 
     def install():
-        result["proc"] = ssh(app, "apt-get update -qq && " + MOTO, timeout=600)
+        result["proc"] = ssh(app, "apt-get update -qq && " + CLIENT, timeout=600)
 
     thread = threading.Thread(target=install)
     thread.start()
@@ -73,13 +72,9 @@ def app_host_tools(hosts):
 
 @pytest.fixture(scope="module")
 def data(hosts, secrets_env):
-    _, app, _ = hosts
     for name, value in PASSWORDS.items():
         secrets_env.set(name, value)
-    return {"postgres_backup_s3": {
-        "endpoint_url": f"http://{app.address}:5000", "bucket": "keel-backups",
-        "prefix": "d-db1", "access_key_secret": "postgres_s3_access_key",
-        "secret_key_secret": "postgres_s3_secret_key"}}
+    return {}
 
 
 def inventory(harness, hosts, data, name="inventory", **more):
@@ -99,6 +94,7 @@ def converged(harness, hosts, data, app_host_tools):
 def test_converges_then_nothing_to_do(converged):
     _, (first, second, plan) = converged
     assert "Set password of PostgreSQL role app" in changed(first)
+    assert "pgBackRest stanza main with a full backup" in changed(first)
     assert second.changed() == {} and plan.changed() == {}
 
 
@@ -114,7 +110,7 @@ def test_no_secret_in_output_or_files(converged, hosts):
         for run in runs:
             assert value not in run.output
         found = ssh(db, f"grep -rIlF -- '{value}' /etc /var/log /var/lib/postgresql /usr/local "
-                        "/root /tmp /var/backups; true").stdout
+                        f"/root /tmp /var/backups /var/lib/keel {REPO}; true").stdout
         assert found == "", f"secret on disk in {found}"
 
 
@@ -243,62 +239,125 @@ def test_restart_change_restarts_drops_confirmed_and_keeps_data(converged, harne
         == "postgres"
 
 
-def _backup_names(db) -> list[str]:
-    return re.findall(r"daily/(app_\S+\.dump)", ssh(db, "keel-pg-backup list").stdout)
+def info(db) -> dict:
+    out = ssh(db, "cd / && runuser -u postgres -- pgbackrest --config=/run/keel/secrets/postgres/"
+                  "pgbackrest.conf --stanza=main info --output=json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)[0]
 
 
-def test_backup_then_restore_after_drop(converged, harness, hosts, data, app_host_tools):
-    db, app, _ = hosts
-    inv, _ = converged
-    assert app_host_tools().returncode == 0
-    s3 = ("import boto3; s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:5000', "
-          "aws_access_key_id='a', aws_secret_access_key='b', region_name='us-east-1'); ")
-    assert ssh(app, f"python3 -c \"{s3}s3.create_bucket(Bucket='keel-backups')\"").returncode == 0
-    backup = harness.converge(inv, "deploys/backup.py")
-    assert changed(backup) == ["Back up PostgreSQL now"]
-    (name,) = _backup_names(db)
-    assert ssh(db, f"test -f /var/backups/postgresql/weekly/{name}").returncode == 0
-    metrics = ssh(db, "cat /var/lib/prometheus/node-exporter/keel_backup.prom").stdout
-    assert 'keel_backup_last_status{database="app"} 1' in metrics
-    assert 'keel_backup_last_success_timestamp_seconds{database="app"}' in metrics
-    keys = ssh(app, f"python3 -c \"{s3}print([o['Key'] for o in "
-                    "s3.list_objects_v2(Bucket='keel-backups')['Contents']])\"").stdout
-    assert f"d-db1/daily/{name}" in keys and f"d-db1/weekly/{name}" in keys
-
-    count = as_postgres(db, "select count(*) from t")
-    as_postgres(db, "drop table t cascade")
-    refused = harness.run(inventory(harness, hosts, data, "unconfirmed",
-                                    postgres_restore_backup=name), "deploys/restore.py")
-    assert refused.returncode != 0 and "postgres_restore_confirm" in refused.output
-    assert as_postgres(db, "select count(*) from pg_tables where tablename = 't'") == "0"
-
-    confirmed = inventory(harness, hosts, data, "confirmed", postgres_restore_backup=name,
-                          postgres_restore_confirm=True)
-    restore = harness.converge(confirmed, "deploys/restore.py")
-    assert changed(restore) == [f"Restore {name} into database app"]
-    assert as_postgres(db, "select count(*) from t") == count
-    # Restored privileges too: reporting still reads.
-    assert psql_from(app, db, "reporting", PASSWORDS["postgres_reporting_password"],
-                     "select count(*) from t").stdout.strip() == count
-
-    # Without the local copies the backup comes back from S3.
-    as_postgres(db, "drop table t cascade")
-    ssh(db, f"rm /var/backups/postgresql/daily/{name} /var/backups/postgresql/weekly/{name}")
-    harness.converge(confirmed, "deploys/restore.py")
-    assert as_postgres(db, "select count(*) from t") == count
+def counts(db) -> dict[str, int]:
+    kinds = [b["type"] for b in info(db)["backup"]]
+    return {k: kinds.count(k) for k in ("full", "diff", "incr")}
 
 
-def test_failed_backup_is_visible(converged, hosts):
+def metrics(db) -> str:
+    return ssh(db, f"keel-pg-backup metrics && cat {METRICS}").stdout
+
+
+def test_backups_happen_encrypted_with_metrics(converged, harness, hosts):
     db = hosts[0]
-    conf = "/etc/keel/postgres-backup.json"
-    broken = (f"import json; c = json.load(open('{conf}')); c['databases'] = ['app', 'nosuch']; "
-              f"json.dump(c, open('{conf}', 'w'))")
-    assert ssh(db, f"cp {conf} /root/backup.json && python3 -c \"{broken}\"").returncode == 0
+    inv, _ = converged
+    assert counts(db)["full"] == 1  # converge takes the first full backup
+    backup = harness.converge(inv, "deploys/backup.py")
+    assert changed(backup) == ["Back up PostgreSQL now (diff)"]
+    assert counts(db)["diff"] == 1
+    # Encrypted with the key from secrets: the repository's files are not readable without it.
+    assert info(db)["cipher"] == "aes-256-cbc"
+    assert ssh(db, f"grep -rqa 'backup-label' {REPO}/backup/main/backup.info").returncode != 0
+    found = metrics(db)
+    assert 'keel_pg_backup_last_status{type="diff"} 1' in found
+    assert 'keel_pg_backup_last_success_timestamp_seconds{type="full"}' in found
+    assert 'keel_pg_backup_count{type="diff"} 1' in found
+    assert "keel_pg_archive_lag_seconds 0" in found
+    mode = ssh(db, "stat -c '%U %a' /run/keel/secrets/postgres/pgbackrest.conf").stdout.split()
+    assert mode == ["postgres", "400"]
+
+
+def test_unconfirmed_restore_is_refused(converged, harness, hosts, data):
+    db = hosts[0]
+    started = _times(db)[0]
+    for more, expected in (({}, "postgres_restore_target"),
+                           ({"postgres_restore_target": "latest"}, "postgres_restore_confirm")):
+        refused = harness.run(inventory(harness, hosts, data, "unconfirmed", **more),
+                              "deploys/restore.py")
+        assert refused.returncode != 0 and expected in refused.output
+    assert _times(db)[0] == started  # PostgreSQL was not touched
+
+
+def _archived(db, wal: str, timeout: int = 90) -> float:
+    """Seconds until the WAL segment named was archived (archive_timeout switches it)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        last = as_postgres(db, "select coalesce(last_archived_wal, '') from pg_stat_archiver",
+                           "postgres")
+        if last >= wal:
+            return time.monotonic() - start
+        time.sleep(1)
+    raise AssertionError(f"{wal} not archived within {timeout}s")
+
+
+def test_point_in_time_recovery(converged, harness, hosts, data, report_duration):
+    """Rows A, a failed scheduled backup, time T, rows B, a restart while archiving, rows C;
+    the data directory lost: restore to latest has A+B+C; restore to T has exactly A."""
+    db = hosts[0]
+    as_postgres(db, "create table pitr (i int primary key, at timestamptz default now()); "
+                    "insert into pitr (i) select generate_series(1, 100)")
+    # A scheduled backup that fails (the repository's backup directory unwritable) fails its
+    # unit and its metric; archiving goes on.
+    ssh(db, f"chmod 000 {REPO}/backup")
     try:
-        assert ssh(db, "systemctl start keel-pg-backup.service").returncode != 0
-        assert ssh(db, "systemctl is-failed keel-pg-backup.service").stdout.strip() == "failed"
-        metrics = ssh(db, "cat /var/lib/prometheus/node-exporter/keel_backup.prom").stdout
-        assert 'keel_backup_last_status{database="nosuch"} 0' in metrics
-        assert 'keel_backup_last_status{database="app"} 1' in metrics
+        assert ssh(db, "systemctl start keel-pg-backup@diff.service").returncode != 0
+        assert ssh(db, "systemctl is-failed keel-pg-backup@diff.service").stdout.strip() \
+            == "failed"
+        assert 'keel_pg_backup_last_status{type="diff"} 0' in metrics(db)
     finally:
-        ssh(db, f"mv /root/backup.json {conf} && systemctl reset-failed keel-pg-backup.service")
+        ssh(db, f"chmod 750 {REPO}/backup && systemctl reset-failed keel-pg-backup@diff.service")
+    time.sleep(1.5)
+    target = as_postgres(db, "select now()", "postgres")
+    time.sleep(1.5)
+    as_postgres(db, "insert into pitr (i) select generate_series(101, 200)")
+    # PostgreSQL restarts while the segment holding B is handed to the archiver.
+    as_postgres(db, "select pg_switch_wal()", "postgres")
+    assert ssh(db, "systemctl restart postgresql@15-main").returncode == 0
+    as_postgres(db, "insert into pitr (i) select generate_series(201, 300)")
+    wal = as_postgres(db, "select pg_walfile_name(pg_current_wal_lsn())", "postgres")
+    rpo = _archived(db, wal)  # no manual switch: archive_timeout bounds the loss
+    report_duration("postgres RPO (last write to archived)", rpo)
+    assert rpo <= 10 + 15
+
+    # The disk is lost.
+    assert ssh(db, f"systemctl stop postgresql@15-main && rm -rf {PGDATA}").returncode == 0
+    latest = inventory(harness, hosts, data, "latest", postgres_restore_target="latest",
+                       postgres_restore_confirm=True)
+    start = time.monotonic()
+    restore = harness.converge(latest, "deploys/restore.py")
+    report_duration("postgres RTO (restore to latest, lost data directory)",
+                    time.monotonic() - start)
+    assert changed(restore) == ["Restore PostgreSQL to latest (safety backup first)"]
+    assert as_postgres(db, "select count(*), min(i), max(i) from pitr") == "300|1|300"
+
+    before = counts(db)
+    to_time = inventory(harness, hosts, data, "to_time", postgres_restore_target=target,
+                        postgres_restore_confirm=True)
+    start = time.monotonic()
+    harness.converge(to_time, "deploys/restore.py")
+    report_duration("postgres RTO (restore to a time)", time.monotonic() - start)
+    assert as_postgres(db, "select count(*), min(i), max(i) from pitr") == "100|1|100"
+    assert counts(db)["incr"] == before["incr"] + 1  # the safety backup
+    assert any(b.get("annotation") == {"keel": "pre-restore"} for b in info(db)["backup"])
+    # The cluster is writable and still converges with nothing to do.
+    as_postgres(db, "insert into pitr (i) values (1000)")
+    assert harness.converge(converged[0], DEPLOY).changed() == {}
+
+
+def test_retention_from_data(converged, harness, hosts, data):
+    """With retention of 1 full and 1 differential (test data), more backups expire the rest."""
+    db = hosts[0]
+    inv, _ = converged
+    harness.converge(inventory(harness, hosts, data, "full", postgres_backup_now="full"),
+                     "deploys/backup.py")
+    for _ in range(2):
+        harness.converge(inv, "deploys/backup.py")
+    assert counts(db) == {"full": 1, "diff": 1, "incr": 0}
+    assert 'keel_pg_backup_count{type="full"} 1' in metrics(db)

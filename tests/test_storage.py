@@ -79,7 +79,8 @@ def values(secrets_env):
     values = {"storage_s3_access_key_id": "AKIA" + random.token_hex(8).upper(),
               "storage_s3_secret_access_key": canary(), "postgres_app_password": canary(),
               # The db host's exporters.
-              "postgres_monitor_password": canary(), "redis_exporter_password": canary()}
+              "postgres_monitor_password": canary(), "redis_exporter_password": canary(),
+              "postgres_backup_cipher_pass": canary()}
     for name, value in values.items():
         secrets_env.set(name, value)
     return values

@@ -1,13 +1,17 @@
 """postgres: PostgreSQL 15 from Debian; settings scaled to memory, pg_hba from inventory,
-roles and databases with exact privileges, passwords from secrets; backups with pg_dump."""
+roles and databases with exact privileges, passwords from secrets; WAL archiving and backups
+with pgBackRest (point-in-time recovery)."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import FactBase, StringCommand, deploy, operation
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import apt, files, server, systemd
 
@@ -19,7 +23,9 @@ from keel.deploy.ops import config_file, managed_file, service, start_after
 from keel.deploy.secrets import deliver, value
 from roles.base.firewall import source_addresses
 from roles.postgres import plan
+from roles.postgres.alerts import POSTGRES_BACKUP_ALERTS
 from roles.postgres.facts import PostgresCluster, PostgresGrants, psql
+from roles.postgres.plan import PGBACKREST, PGBACKREST_CONF, STANZA
 from roles.postgres.schema import Settings, cross_check
 from roles.postgres.scripts.keel_pg_password import matches, normalise
 
@@ -29,8 +35,11 @@ CONF_DIR = f"/etc/postgresql/{VERSION}/main"
 KEEL_CONF = f"{CONF_DIR}/conf.d/keel.conf"
 SCRIPTS = Path(__file__).parent / "scripts"
 PASSWORD_TOOL = "/usr/local/sbin/keel-pg-password"
+PGDATA = f"/var/lib/postgresql/{VERSION}/main"
 BACKUP_TOOL = "/usr/local/sbin/keel-pg-backup"
-S3_CREDENTIALS = "postgres-backup/s3-credentials"
+BACKUP_UNITS = ("keel-pg-backup@.service", "keel-pg-backup-full.timer",
+                "keel-pg-backup-diff.timer", "keel-pg-backup-metrics.service",
+                "keel-pg-backup-metrics.timer")
 
 
 def ports(settings: Settings) -> list[PortRule]:
@@ -42,19 +51,39 @@ def ports(settings: Settings) -> list[PortRule]:
 
 
 def secrets(settings: Settings) -> list[SecretFile]:
-    """Role passwords (read by keel-pg-password only), and S3 credentials for backup uploads."""
+    """Role passwords (read by keel-pg-password only), and pgBackRest's configuration: it holds
+    the repository key (and S3 keys), so it is a secret file, never a managed one."""
     out = [SecretFile(dest=_password_file(role.name), secret=role.password_secret,
                       owner="postgres", group="postgres",
                       named_by={role.password_secret: f"postgres_roles[{i}].password_secret"})
            for i, role in enumerate(settings.postgres_roles)
            if role.state == "present" and role.password_secret]
+    return [*out, _pgbackrest_conf(settings)]
+
+
+def _pgbackrest_conf(settings: Settings) -> SecretFile:
     s3 = settings.postgres_backup_s3
+    uses = (settings.postgres_backup_cipher_secret,
+            *((s3.access_key_secret, s3.secret_key_secret) if s3 else ()))
+    url = urlsplit(s3.endpoint_url or f"https://s3.{s3.region}.amazonaws.com") if s3 else None
+    named_by = {settings.postgres_backup_cipher_secret: "postgres_backup_cipher_secret"}
     if s3:
-        out.append(SecretFile(dest=S3_CREDENTIALS, template="postgres/s3-credentials.j2",
-                              uses=(s3.access_key_secret, s3.secret_key_secret),
-                              context={"access_key": s3.access_key_secret,
-                                       "secret_key": s3.secret_key_secret}))
-    return out
+        named_by |= {s3.access_key_secret: "postgres_backup_s3.access_key_secret",
+                     s3.secret_key_secret: "postgres_backup_s3.secret_key_secret"}
+    return SecretFile(
+        dest=PGBACKREST_CONF.removeprefix("/run/keel/secrets/"),
+        template="postgres/pgbackrest.conf.j2", uses=uses, owner="postgres", group="postgres",
+        named_by=named_by,
+        context={"path": settings.postgres_backup_path, "cipher": uses[0], "s3": s3,
+                 "s3_host": url.hostname if url else None, "s3_port": url.port if url else None,
+                 "retention_full": settings.postgres_backup_retention_full,
+                 "retention_diff": settings.postgres_backup_retention_diff,
+                 "stanza": STANZA, "pgdata": PGDATA, "port": settings.postgres_port})
+
+
+def alerts() -> list[dict]:
+    """Backup age and result, WAL archive lag: loaded by Prometheus where db hosts exist."""
+    return [POSTGRES_BACKUP_ALERTS]
 
 
 def _password_file(role: str) -> str:
@@ -65,6 +94,9 @@ def _password_file(role: str) -> str:
 def apply(settings: Settings) -> None:
     cluster = host.get_fact(PostgresCluster)
     _install(settings)
+    # Before PostgreSQL starts archiving: archive_command reads this configuration.
+    deliver(name="Deliver pgBackRest's configuration (repository key)",
+            file=_pgbackrest_conf(settings))
     _configure(settings, cluster)
     _roles(settings, cluster)
     _databases(settings, cluster)
@@ -78,7 +110,7 @@ def _install(settings) -> None:
                 "/etc/postgresql-common/createcluster.d/keel.conf",
                 name="Set how clusters are created (checksums, scram-sha-256)", settings=settings)
     apt.packages(name=f"Install PostgreSQL {VERSION}",
-                 packages=[f"postgresql-{VERSION}", f"postgresql-client-{VERSION}"],
+                 packages=[f"postgresql-{VERSION}", f"postgresql-client-{VERSION}", "pgbackrest"],
                  no_recommends=True)
     if not host.get_fact(File, path=f"{CONF_DIR}/postgresql.conf"):
         server.shell(name=f"Create cluster {VERSION}/main",
@@ -181,39 +213,79 @@ def _drop(settings, cluster) -> None:
                                    plan.drop_role_sql(role.name, remaining)])
 
 
+class PgBackRestInfo(FactBase):
+    """The stanza's status code (0 ok, 1 missing, 2 no valid backup, ...) and its backups' types;
+    None when pgBackRest is not installed or its configuration is not delivered yet."""
+
+    requires_command = "pgbackrest"
+
+    def command(self) -> str:
+        return (f"[ -r {PGBACKREST_CONF} ] && cd / && runuser -u postgres -- {PGBACKREST} "
+                "info --output=json 2>/dev/null || true")
+
+    def process(self, output):
+        raw = json.loads("".join(output)) if output else []
+        if not raw:
+            return None
+        return {"status": raw[0]["status"]["code"],
+                "backups": [b["type"] for b in raw[0].get("backup", [])]}
+
+
+@operation()
+def stanza():
+    """The repository's stanza exists and holds a full backup (recovery starts from one)."""
+    current = host.get_fact(PgBackRestInfo)
+    if current is None or current["status"] == 1:
+        yield f"cd / && runuser -u postgres -- {PGBACKREST} stanza-create"
+    if current is None or not current["backups"]:
+        yield "systemctl start keel-pg-backup@full.service"
+    else:
+        host.noop(f"stanza {STANZA} has {len(current['backups'])} backups")
+
+
+@operation()
+def check():
+    """`pgbackrest check` (archiving works, the repository is reachable); never a change, a
+    failure is loud. Runs only while executing."""
+    from pyinfra import state
+
+    if not state.is_executing:
+        return
+    connector = {key: value for key, value in (host.current_op_global_arguments or {}).items()
+                 if key in CONNECTOR_ARGUMENT_KEYS}
+    ok, output = host.run_shell_command(
+        StringCommand(f"cd / && runuser -u postgres -- {PGBACKREST} check"), **connector)
+    if ok:
+        host.noop("pgbackrest check: WAL archiving and the repository work")
+        return
+    detail = " ".join(line.line for line in output if line.line).strip() or "no output"
+    yield StringCommand(f"echo {shlex.quote('pgbackrest check failed: ' + detail)} >&2; exit 1")
+
+
 def _backups(settings) -> None:
     managed_file(name="Install keel-pg-backup", dest=BACKUP_TOOL, mode="0755",
                  content=(SCRIPTS / "keel_pg_backup.py").read_text())
-    files.directory(name="Backup directory", path=settings.postgres_backup_dir, user="root",
-                    group="root", mode="0700")
-    s3 = settings.postgres_backup_s3
-    upload = None
-    if s3:
-        apt.packages(name="Install boto3 (backup upload)", packages=["python3-boto3"],
-                     no_recommends=True)
-        credentials = next(f for f in secrets(settings) if f.dest == S3_CREDENTIALS)
-        deliver(name="Deliver S3 credentials for backups", file=credentials)
-        upload = {"endpoint_url": s3.endpoint_url, "bucket": s3.bucket, "prefix": s3.prefix,
-                  "region": s3.region, "ca_bundle": s3.ca_bundle,
-                  "credentials_file": credentials.path}
-    config = {"_": "managed by keel: roles/postgres", "dir": settings.postgres_backup_dir,
-              "databases": settings.postgres_backup_databases,
-              "keep_daily": settings.postgres_backup_keep_daily,
-              "keep_weekly": settings.postgres_backup_keep_weekly,
-              "metrics_dir": settings.postgres_backup_metrics_dir, "s3": upload}
-    managed_file(name="Write backup settings", dest="/etc/keel/postgres-backup.json",
+    if not settings.postgres_backup_s3:
+        files.directory(name="pgBackRest repository", path=settings.postgres_backup_path,
+                        user="postgres", group="postgres", mode="0750")
+    config = {"_": "managed by keel: roles/postgres", "config": PGBACKREST_CONF,
+              "stanza": STANZA, "pgdata": PGDATA, "unit": UNIT,
+              "metrics_dir": settings.postgres_backup_metrics_dir}
+    managed_file(name="Write backup settings", dest="/etc/keel/pg-backup.json",
                  content=json.dumps(config, indent=1) + "\n")
-    unit = config_file("postgres", "keel-pg-backup.service",
-                       "/etc/systemd/system/keel-pg-backup.service", name="Backup service unit")
-    timer = config_file("postgres", "keel-pg-backup.timer",
-                        "/etc/systemd/system/keel-pg-backup.timer", name="Backup timer unit",
-                        settings=settings)
+    units = [config_file("postgres", unit, f"/etc/systemd/system/{unit}",
+                         name=f"Backup unit {unit}", settings=settings) for unit in BACKUP_UNITS]
     systemd.daemon_reload(name="Reload systemd units (backups)",
-                          _if=lambda: unit.did_change() or timer.did_change())
+                          _if=lambda: any(u.did_change() for u in units))
+    stanza(name=f"pgBackRest stanza {STANZA} with a full backup")
     enabled = settings.postgres_backup_enabled
-    service(name=f"{'Enable' if enabled else 'Disable'} the backup timer",
-            service="keel-pg-backup.timer", running=enabled, enabled=enabled)
+    for kind in ("full", "diff"):
+        service(name=f"{'Enable' if enabled else 'Disable'} the {kind} backup timer",
+                service=f"keel-pg-backup-{kind}.timer", running=enabled, enabled=enabled)
+    service(name="Enable the backup metrics timer", service="keel-pg-backup-metrics.timer",
+            running=True, enabled=True)
+    check(name="pgbackrest check")
 
 
 ROLE = Role(name="postgres", settings=Settings, apply=apply, groups=("db",), ports=ports,
-            secrets=secrets, cross_check=cross_check)
+            secrets=secrets, alerts=alerts, cross_check=cross_check)

@@ -12,6 +12,11 @@ from keel.core.schema import size_bytes
 from roles.postgres.schema import PRIVILEGES
 
 MB = 1 << 20
+# The pgBackRest configuration is a secret file (it holds the repository key).
+PGBACKREST_CONF = "/run/keel/secrets/postgres/pgbackrest.conf"
+STANZA = "main"
+PGBACKREST = f"pgbackrest --config={PGBACKREST_CONF} --stanza={STANZA}"
+ARCHIVE_PUSH = f"{PGBACKREST} archive-push"
 GB = 1 << 30
 
 
@@ -69,6 +74,10 @@ def parameters(settings, memory: int, address: str | None) -> dict[str, str]:
         "port": str(settings.postgres_port),
         "password_encryption": literal("scram-sha-256"),
         "max_connections": str(settings.postgres_max_connections),
+        # WAL archiving to pgBackRest's repository (point-in-time recovery).
+        "archive_mode": "on",
+        "archive_command": literal(f"{ARCHIVE_PUSH} %p"),
+        "archive_timeout": f"{settings.postgres_archive_timeout}s",
         **{name: pg_size(n) for name, n in tuning(settings, memory).items()},
         **{name: _value(v) for name, v in settings.postgres_settings.items()},
     }

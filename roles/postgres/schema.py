@@ -25,6 +25,8 @@ OWN_KEYS = {
     "maintenance_work_mem": "postgres_maintenance_work_mem",
     "min_wal_size": "postgres_min_wal_size", "max_wal_size": "postgres_max_wal_size",
     "password_encryption": "(always scram-sha-256)",
+    "archive_mode": "(always on: pgBackRest)", "archive_command": "(always pgBackRest)",
+    "archive_timeout": "postgres_archive_timeout",
 }
 
 PgName = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
@@ -112,11 +114,11 @@ class HbaRule(Model):
 class S3(Model):
     endpoint_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
     bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
-    prefix: str = ""
     region: str = "us-east-1"
     access_key_secret: SecretName
     secret_key_secret: SecretName
     ca_bundle: str | None = None
+    verify_tls: bool = True
 
 
 class Settings(RoleSettings):
@@ -201,55 +203,77 @@ class Settings(RoleSettings):
         ),
     )
     postgres_backup_enabled: bool = Field(
-        True, description="Back up on schedule (a systemd timer running pg_dump -Fc per database)."
+        True,
+        description=(
+            "Full and differential pgBackRest backups on their timers (WAL archiving is always "
+            "on)."
+        ),
     )
-    postgres_backup_dir: Annotated[str, Field(pattern=r"^/.+")] = Field(
-        "/var/backups/postgresql",
-        description="Where dumps are kept (daily/, weekly/, pre-restore/), root only.",
+    postgres_backup_path: Annotated[str, Field(pattern=r"^/.+")] = Field(
+        "/var/lib/pgbackrest",
+        description=(
+            "The pgBackRest repository: a directory on the host (owned by postgres), or the "
+            "path inside the bucket with postgres_backup_s3."
+        ),
     )
-    postgres_backup_schedule: str = Field(
-        "*-*-* 02:30:00", description="When backups run (systemd OnCalendar)."
+    postgres_backup_cipher_secret: SecretName = Field(
+        "postgres_backup_cipher_pass",
+        description="Secret holding the repository's encryption key (repo1-cipher-pass).",
     )
-    postgres_backup_databases: list[PgName] | None = Field(
-        None,
-        description="Databases to back up; None: every database but postgres and the templates.",
+    postgres_backup_full_schedule: str = Field(
+        "Sun *-*-* 01:30:00", description="When full backups run (systemd OnCalendar)."
     )
-    postgres_backup_keep_daily: Annotated[int, Field(ge=1)] = Field(
-        7, description="Daily dumps kept per database."
+    postgres_backup_diff_schedule: str = Field(
+        "Mon..Sat *-*-* 01:30:00",
+        description="When differential backups run (systemd OnCalendar).",
     )
-    postgres_backup_keep_weekly: Annotated[int, Field(ge=0)] = Field(
-        4, description="Weekly dumps kept per database (the first dump of each ISO week)."
+    postgres_backup_retention_full: Annotated[int, Field(ge=1, le=100)] = Field(
+        2,
+        description=(
+            "Full backups kept (repo1-retention-full); the WAL to recover from the oldest "
+            "one onwards is kept too, so weekly fulls and 2 give 7 to 14 days of PITR."
+        ),
+    )
+    postgres_backup_retention_diff: Annotated[int, Field(ge=1, le=100)] = Field(
+        7, description="Differential backups kept (repo1-retention-diff)."
+    )
+    postgres_archive_timeout: Annotated[int, Field(ge=1, le=60)] = Field(
+        60,
+        description=(
+            "archive_timeout in seconds: a WAL segment is archived at least this often while "
+            "there are writes (the recovery point objective)."
+        ),
     )
     postgres_backup_s3: S3 | None = Field(
         None,
         description=(
-            "Upload each dump to S3-compatible storage: None, or {bucket, "
-            "access_key_secret, secret_key_secret, endpoint_url?, prefix?: '', region?: "
-            "us-east-1, ca_bundle?}."
+            "Keep the repository in S3-compatible storage: None (on the host), or {bucket, "
+            "access_key_secret, secret_key_secret, endpoint_url?, region?: us-east-1, "
+            "ca_bundle?, verify_tls?: True}."
         ),
     )
     postgres_backup_metrics_dir: Annotated[str, Field(pattern=r"^/.+")] = Field(
         "/var/lib/prometheus/node-exporter",
-        description="Node exporter textfile directory for the backup metrics.",
+        description="Node exporter textfile directory for the backup and archive metrics.",
     )
-    postgres_restore_backup: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]+\.dump$")] | None = (
-        Field(
-            None,
-            description=(
-                "deploys/restore.py: backup file to restore (e.g. 'app_20250101T023000Z.dump')."
-            ),
-        )
+    postgres_backup_now: Literal["full", "diff", "incr"] = Field(
+        "diff", description="deploys/backup.py: the type of the backup it takes now."
     )
-    postgres_restore_database: PgName | None = Field(
+    postgres_restore_target: (
+        Annotated[str, Field(pattern=r"^(latest|\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d"
+                                     r"(\.\d+)?(Z|[+-]\d\d(:?\d\d)?))$")] | None
+    ) = Field(
         None,
         description=(
-            "deploys/restore.py: database to restore into; None: the one the backup was taken of."
+            "deploys/restore.py: 'latest' (the end of the archived WAL) or a time with its "
+            "zone ('2026-12-02 03:30:00+00') to recover the whole cluster to."
         ),
     )
     postgres_restore_confirm: bool = Field(
         False,
         description=(
-            "deploys/restore.py refuses to run unless this is True (a restore replaces data)."
+            "deploys/restore.py refuses to run unless this is True (a restore replaces the "
+            "cluster's data; a safety backup is taken first)."
         ),
     )
 

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # managed by keel: roles/postgres
-"""PostgreSQL backups: pg_dump -Fc per database, N daily and M weekly kept, optional S3 upload.
+"""PostgreSQL backups and point-in-time recovery with pgBackRest.
 
-    keel-pg-backup backup             dump every configured database (the timer runs this)
-    keel-pg-backup list               list the backups kept here
-    keel-pg-backup restore NAME DB    restore backup NAME into database DB (dumps DB first)
+    keel-pg-backup backup full|diff|incr   a backup now (the timers run full and diff)
+    keel-pg-backup metrics                 write the textfile metrics (a timer, every minute)
+    keel-pg-backup list                    the repository's backups (pgbackrest info)
+    keel-pg-backup restore latest|TIME     recover the cluster to the end of the archive or to
+                                           TIME ('2026-12-02 03:30:00+00'), safety backup first
 
-Runs as root; pg_dump and pg_restore run as postgres (peer auth). Settings come from
-/etc/keel/postgres-backup.json. Each run writes node exporter textfile metrics (see the role's
-README) and exits non-zero if any database failed, so the unit fails visibly.
+Runs as root; pgBackRest runs as postgres with its configuration from /run/keel/secrets (it
+holds the repository key). Settings: /etc/keel/pg-backup.json. A failed backup exits non-zero
+(the unit fails) and is recorded in the metrics.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-CONFIG = Path("/etc/keel/postgres-backup.json")
-STATE = Path("/var/lib/keel/postgres-backup.json")
-METRICS_FILE = "keel_backup.prom"
+CONFIG = Path("/etc/keel/pg-backup.json")
+STATE = Path("/var/lib/keel/pg-backup.json")
+METRICS_FILE = "keel_pg_backup.prom"
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"]
 
 
@@ -31,126 +33,92 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def psql(sql: str) -> list[str]:
-    out = subprocess.run([*AS_POSTGRES, "psql", "-XAtq", "-d", "postgres", "-c", sql],
-                         check=True, capture_output=True, text=True, cwd="/").stdout
-    return out.split()
+def pgbackrest(config: dict, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*AS_POSTGRES, "pgbackrest", f"--config={config['config']}",
+                           f"--stanza={config['stanza']}", *args], cwd="/", text=True, **kwargs)
 
 
-def databases(config: dict) -> list[str]:
-    return config["databases"] or psql(
-        "select datname from pg_database where not datistemplate and datname <> 'postgres' "
-        "order by 1")
+def psql(sql: str) -> str:
+    return subprocess.run([*AS_POSTGRES, "psql", "-XAtq", "-d", "postgres", "-c", sql],
+                          check=True, capture_output=True, text=True, cwd="/").stdout.strip()
 
 
-def kept(directory: Path, database: str) -> list[Path]:
-    """A database's dumps in a directory, oldest first (names sort by time)."""
-    return sorted(p for p in directory.glob(f"{database}_*.dump")
-                  if p.stem.rsplit("_", 1)[0] == database)
+def info(config: dict) -> dict:
+    out = pgbackrest(config, "info", "--output=json", capture_output=True)
+    stanzas = json.loads(out.stdout) if out.returncode == 0 and out.stdout.strip() else []
+    return stanzas[0] if stanzas else {}
 
 
-def dump(database: str, dest: Path) -> None:
-    partial = dest.with_name(f".{dest.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        subprocess.run([*AS_POSTGRES, "pg_dump", "-Fc", "-d", database], stdout=out, check=True,
-                       cwd="/")
-    # A dump pg_restore cannot list is not a backup.
-    with open(partial, "rb") as f:
-        subprocess.run([*AS_POSTGRES, "pg_restore", "--list"], stdin=f, check=True, cwd="/",
-                       stdout=subprocess.DEVNULL)
-    partial.rename(dest)
+def state() -> dict:
+    return json.loads(STATE.read_text()) if STATE.exists() else {}
 
 
-def s3_client(s3: dict):
-    # The keys are read by boto3 from the delivered credentials file, nowhere else.
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = s3["credentials_file"]
-    os.environ["AWS_CONFIG_FILE"] = os.devnull
-    import boto3  # only hosts that upload have it (python3-boto3)
-
-    return boto3.client("s3", endpoint_url=s3.get("endpoint_url"), region_name=s3["region"],
-                        verify=s3.get("ca_bundle") or True)
-
-
-def s3_key(s3: dict, path: Path) -> str:
-    return "/".join(p for p in (s3["prefix"].strip("/"), path.parent.name, path.name) if p)
-
-
-def backup(config: dict) -> int:
-    root = Path(config["dir"])
-    daily, weekly = root / "daily", root / "weekly"
-    for directory in (daily, weekly):
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state = json.loads(STATE.read_text()) if STATE.exists() else {}
-    s3 = config["s3"]
-    client = None
-    failed = 0
-    try:
-        wanted = databases(config)
-        # Metrics cover the databases backed up now: a dropped one stops being reported.
-        state = {name: record for name, record in state.items() if name in wanted}
-    except subprocess.CalledProcessError as exc:
-        # PostgreSQL does not answer: every database known from earlier runs failed.
-        log(f"cannot list databases: {exc.stderr.strip()}")
-        wanted, failed = [], 1
-        for record in state.values():
-            record.update(status=0, last_run=time.time())
-    for database in wanted:
-        started = time.time()
-        now = datetime.now(UTC)
-        record = state.setdefault(database, {})
-        record["last_run"] = started
-        try:
-            path = daily / f"{database}_{now:%Y%m%dT%H%M%SZ}.dump"
-            dump(database, path)
-            made = [path]
-            week = now.strftime("%G-W%V")
-            if config["keep_weekly"] and not any(
-                    datetime.strptime(p.stem.rsplit("_", 1)[1], "%Y%m%dT%H%M%SZ")
-                    .strftime("%G-W%V") == week for p in kept(weekly, database)):
-                os.link(path, weekly / path.name)
-                made.append(weekly / path.name)
-            for directory, keep in ((daily, config["keep_daily"]),
-                                    (weekly, config["keep_weekly"])):
-                for old in kept(directory, database)[:-keep or None]:
-                    old.unlink()
-            if s3:
-                client = client or s3_client(s3)
-                for p in made:
-                    client.upload_file(str(p), s3["bucket"], s3_key(s3, p))
-            record.update(status=1, last_success=time.time(), size=path.stat().st_size,
-                          duration=time.time() - started)
-            log(f"{database}: {path} ({path.stat().st_size} bytes)"
-                + (f", uploaded to s3://{s3['bucket']}/{s3_key(s3, path)}" if s3 else ""))
-        except Exception as exc:  # noqa: BLE001 - any failure is reported and counted
-            failed += 1
-            record.update(status=0, duration=time.time() - started)
-            log(f"{database}: backup FAILED: {exc}")
+def backup(config: dict, kind: str) -> int:
+    record = state()
+    started = time.time()
+    result = pgbackrest(config, f"--type={kind}", "backup")
+    record[kind] = {"last_run": started, "status": int(result.returncode == 0),
+                    "duration": time.time() - started}
     STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps(state, indent=1))
-    write_metrics(Path(config["metrics_dir"]), state)
-    return 1 if failed else 0
+    STATE.write_text(json.dumps(record, indent=1))
+    write_metrics(config)
+    if result.returncode:
+        log(f"{kind} backup FAILED (pgbackrest exit {result.returncode})")
+    return result.returncode
 
 
-def write_metrics(directory: Path, state: dict) -> None:
-    metrics = {
-        "keel_backup_last_success_timestamp_seconds":
-            ("gauge", "Time of the last successful backup of a database.", "last_success"),
-        "keel_backup_last_run_timestamp_seconds":
-            ("gauge", "Time of the last backup attempt of a database.", "last_run"),
-        "keel_backup_last_status":
-            ("gauge", "1 if the last backup of a database succeeded, else 0.", "status"),
-        "keel_backup_last_size_bytes":
-            ("gauge", "Size of the last successful backup of a database.", "size"),
-        "keel_backup_last_duration_seconds":
-            ("gauge", "How long the last backup of a database took.", "duration"),
-    }
+def archive_lag(config: dict) -> tuple[float, int]:
+    """(seconds the oldest completed, unarchived WAL segment has waited; how many wait)."""
+    status = Path(config["pgdata"]) / "pg_wal" / "archive_status"
+    ready = [p.stat().st_mtime for p in status.glob("*.ready")] if status.is_dir() else []
+    return (time.time() - min(ready) if ready else 0.0), len(ready)
+
+
+def write_metrics(config: dict) -> None:
     lines = []
-    for name, (kind, help_text, field) in metrics.items():
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        for database, record in sorted(state.items()):
-            if field in record:
-                lines.append(f'{name}{{database="{database}"}} {record[field]}')
+
+    def metric(name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} gauge"])
+        lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+    backups = info(config).get("backup", [])
+    newest: dict[str, dict] = {}
+    for b in backups:
+        newest[b["type"]] = b
+    metric("keel_pg_backup_last_success_timestamp_seconds",
+           "Stop time of the newest backup in the repository, by type.",
+           [(f'{{type="{t}"}}', b["timestamp"]["stop"]) for t, b in sorted(newest.items())])
+    metric("keel_pg_backup_last_size_bytes", "Database size of the newest backup, by type.",
+           [(f'{{type="{t}"}}', b["info"]["size"]) for t, b in sorted(newest.items())])
+    metric("keel_pg_backup_count", "Backups in the repository, by type.",
+           [(f'{{type="{t}"}}', sum(b["type"] == t for b in backups))
+            for t in ("full", "diff", "incr")])
+    runs = state()
+    metric("keel_pg_backup_last_status", "1 if the last scheduled backup of a type succeeded.",
+           [(f'{{type="{t}"}}', r["status"]) for t, r in sorted(runs.items())])
+    metric("keel_pg_backup_last_run_timestamp_seconds", "Time of the last backup attempt.",
+           [(f'{{type="{t}"}}', r["last_run"]) for t, r in sorted(runs.items())])
+    lag, waiting = archive_lag(config)
+    metric("keel_pg_archive_lag_seconds",
+           "How long the oldest completed WAL segment has waited to be archived (0: none).",
+           [("", round(lag, 1))])
+    metric("keel_pg_archive_pending_segments", "Completed WAL segments not archived yet.",
+           [("", waiting)])
+    try:
+        row = psql("select coalesce(extract(epoch from last_archived_time), 0), failed_count, "
+                   "coalesce(extract(epoch from last_failed_time), 0) from pg_stat_archiver")
+        archived, failed, failed_at = (float(v) for v in row.split("|"))
+        metric("keel_pg_archive_last_archived_timestamp_seconds",
+               "Time the last WAL segment was archived.", [("", archived)])
+        metric("keel_pg_archive_failed_total", "WAL archiving failures since stats reset.",
+               [("", failed)])
+        metric("keel_pg_archive_last_failed_timestamp_seconds",
+               "Time of the last failed archiving attempt (0: none).", [("", failed_at)])
+    except subprocess.CalledProcessError:
+        pass  # PostgreSQL is down: its own alert says so; the rest is still written.
+    metric("keel_pg_backup_metrics_timestamp_seconds", "When these metrics were written.",
+           [("", time.time())])
+    directory = Path(config["metrics_dir"])
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{METRICS_FILE}.tmp"
     tmp.write_text("\n".join(lines) + "\n")
@@ -158,56 +126,76 @@ def write_metrics(directory: Path, state: dict) -> None:
     tmp.rename(directory / METRICS_FILE)  # atomic: the exporter never reads half a file
 
 
-def find(config: dict, name: str) -> Path:
-    """A backup by file name (or daily/NAME, weekly/NAME); fetched from S3 if not kept here."""
-    root = Path(config["dir"])
-    candidates = [root / name] if "/" in name else [root / "daily" / name, root / "weekly" / name]
-    for path in candidates:
-        if path.is_file():
-            return path
-    s3 = config["s3"]
-    if s3:
-        client = s3_client(s3)
-        dest = root / "restore" / Path(name).name
-        dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for path in candidates:
-            try:
-                client.download_file(s3["bucket"], s3_key(s3, path), str(dest))
-                return dest
-            except Exception:  # noqa: BLE001 - try the next place
-                continue
-    raise SystemExit(f"no backup named {name} in {root}/daily, {root}/weekly"
-                     + (" or S3" if s3 else ""))
+def running(config: dict) -> bool:
+    return subprocess.run(["systemctl", "is-active", "--quiet", config["unit"]]).returncode == 0
 
 
-def restore(config: dict, name: str, database: str) -> int:
-    source = find(config, name)
-    if database not in psql("select datname from pg_database"):
-        raise SystemExit(f"database {database} does not exist (converge the role first)")
-    safety = Path(config["dir"]) / "pre-restore" / (
-        f"{database}_{datetime.now(UTC):%Y%m%dT%H%M%SZ}.dump")
-    safety.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    dump(database, safety)
-    log(f"{database}: current contents saved to {safety}")
-    with open(source, "rb") as f:
-        subprocess.run([*AS_POSTGRES, "pg_restore", "--clean", "--if-exists",
-                        "--single-transaction", "--exit-on-error", "-d", database], stdin=f,
-                       check=True, cwd="/")
-    log(f"{database}: restored from {source}")
-    return 0
+def backup_set(config: dict, target: float) -> str:
+    """The newest backup that ended before the target time (recovery starts there)."""
+    candidates = [b for b in info(config).get("backup", []) if b["timestamp"]["stop"] < target]
+    if not candidates:
+        raise SystemExit("no backup ended before the target time: it cannot be recovered to")
+    return candidates[-1]["label"]
+
+
+def restore(config: dict, target: str) -> int:
+    pgdata = Path(config["pgdata"])
+    args = ["--delta"]
+    if running(config):
+        # The state being replaced stays recoverable: a backup of it, before anything stops.
+        log("safety backup of the current cluster before the restore")
+        if pgbackrest(config, "--type=incr", "--annotation=keel=pre-restore", "backup").returncode:
+            raise SystemExit("the safety backup failed: nothing was restored")
+    elif pgdata.exists() and any(pgdata.iterdir()):
+        aside = pgdata.with_name(f"{pgdata.name}.pre-restore-{int(time.time())}")
+        log(f"PostgreSQL is not running: its data directory is kept as {aside}")
+        pgdata.rename(aside)
+        args = []
+    else:
+        args = []
+    if target != "latest":
+        at = datetime.fromisoformat(target.replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            raise SystemExit(f"{target}: give the time with its zone (e.g. +00)")
+        args += ["--type=time", f"--target={at.isoformat(sep=' ')}", "--target-action=promote",
+                 f"--set={backup_set(config, at.timestamp())}"]
+    subprocess.run(["systemctl", "stop", config["unit"]], check=True)
+    pgdata.mkdir(mode=0o700, exist_ok=True)
+    os.chown(pgdata, *_postgres_ids())
+    if pgbackrest(config, *args, "restore").returncode:
+        raise SystemExit("pgbackrest restore failed (see /var/log/pgbackrest); PostgreSQL is "
+                         "stopped")
+    subprocess.run(["systemctl", "start", config["unit"]], check=True)
+    for _ in range(600):
+        try:
+            if psql("select pg_is_in_recovery()") == "f":
+                log(f"restored to {target}; PostgreSQL accepts writes")
+                write_metrics(config)
+                return 0
+        except subprocess.CalledProcessError:
+            pass
+        time.sleep(1)
+    raise SystemExit("PostgreSQL did not finish recovery within 10 minutes")
+
+
+def _postgres_ids() -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
 
 
 def main(argv: list[str]) -> int:
     config = json.loads(CONFIG.read_text())
-    if argv == ["backup"]:
-        return backup(config)
-    if argv == ["list"]:
-        for directory in ("daily", "weekly", "pre-restore"):
-            for path in sorted((Path(config["dir"]) / directory).glob("*.dump")):
-                print(f"{directory}/{path.name}\t{path.stat().st_size}")
+    if len(argv) == 2 and argv[0] == "backup" and argv[1] in ("full", "diff", "incr"):
+        return backup(config, argv[1])
+    if argv == ["metrics"]:
+        write_metrics(config)
         return 0
-    if len(argv) == 3 and argv[0] == "restore":
-        return restore(config, argv[1], argv[2])
+    if argv == ["list"]:
+        return pgbackrest(config, "info").returncode
+    if len(argv) == 2 and argv[0] == "restore":
+        return restore(config, argv[1])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -15,5 +15,6 @@ postgres_databases = [
     {"name": "scratch", "owner": "postgres"},
 ]
 postgres_max_connections = 50
-postgres_backup_keep_daily = 2
-postgres_backup_keep_weekly = 1
+postgres_archive_timeout = 10
+postgres_backup_retention_full = 1
+postgres_backup_retention_diff = 1

@@ -32,13 +32,21 @@ def test_password_files(host):
     assert host.file("/usr/local/sbin/keel-pg-password").mode == 0o755
 
 
-def test_backup_unit_and_timer(host):
-    assert host.service("keel-pg-backup.timer").is_enabled
-    assert host.service("keel-pg-backup.timer").is_running
-    backups = host.file("/var/backups/postgresql")
-    assert backups.user == "root" and backups.mode == 0o700
-    unit = host.file("/etc/systemd/system/keel-pg-backup.service").content_string
+def test_backups_and_archiving(host):
+    for timer in ("keel-pg-backup-full.timer", "keel-pg-backup-diff.timer",
+                  "keel-pg-backup-metrics.timer"):
+        assert host.service(timer).is_enabled and host.service(timer).is_running
+    unit = host.file("/etc/systemd/system/keel-pg-backup@.service").content_string
     assert "After=postgresql.service keel-secrets.service" in unit
+    repo = host.file("/var/lib/pgbackrest")
+    assert repo.user == "postgres" and repo.mode == 0o750
+    conf = host.file("/run/keel/secrets/postgres/pgbackrest.conf")
+    assert conf.user == "postgres" and conf.mode == 0o400
+    sql = "cd / && runuser -u postgres -- psql -XAtc 'show {}'"
+    assert host.check_output(sql.format("archive_mode")) == "on"
+    assert "pgbackrest" in host.check_output(sql.format("archive_command"))
+    assert host.run("cd / && runuser -u postgres -- pgbackrest --stanza=main "
+                    "--config=/run/keel/secrets/postgres/pgbackrest.conf check").rc == 0
 
 
 def test_system_dirs_owned_by_root(host):
