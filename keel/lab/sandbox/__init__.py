@@ -318,7 +318,8 @@ def _start_with_fixed_address(name: str, argv: list[str], tag: str, pub: Path) -
     taken = {h.address for h in hosts().values() if h.address}
     network = ipaddress.ip_network(SUBNET)
     slots = list(network.hosts())[9:250]
-    digest = hashlib.sha256(name.encode()).digest()
+    # The namespace is part of it: two namespaces' hosts of one name must not share a MAC.
+    digest = hashlib.sha256(((f"{namespace()}-" if namespace() else "") + name).encode()).digest()
     start = int.from_bytes(digest, "big") % len(slots)
     # A fixed MAC too: the controller's ARP entry for the address stays right when the host
     # is recreated (with a new MAC it kept the old one for up to a minute: "sshd does not
@@ -335,7 +336,9 @@ def _start_with_fixed_address(name: str, argv: list[str], tag: str, pub: Path) -
             if proc.returncode == 0:
                 return
             podman("rm", "-f", "-t", "0", container, check=False)
-        if b"in use" not in proc.stderr and b"already allocated" not in proc.stderr:
+        # Another namespace's host (hosts() lists this one's only) may hold the address.
+        if not any(m in proc.stderr for m in (b"in use", b"already allocated",
+                                              b"is not available")):
             raise KeelError(f"podman create/start {name} failed: {proc.stderr.decode().strip()}")
     raise KeelError(f"no free address left in {SUBNET}")
 
