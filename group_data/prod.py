@@ -21,3 +21,6 @@ edge_acme = {"server": "https://acme-v02.api.letsencrypt.org/directory",
 storage_backend = "postgresql"
 postgres_roles = [{"name": "app", "password_secret": "postgres_app_password"}]
 postgres_databases = [{"name": "app", "owner": "app"}]
+
+# App data backups (restic role) on app hosts; the password is the secret restic_password.
+restic_enabled = True

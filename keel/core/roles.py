@@ -19,7 +19,7 @@ from typing import Any
 # servers they watch.
 SITE: list[str] = [
     "base", "secrets", "postgres", "redis", "edge", "storage", "claude_cli",
-    "container_runtime", "app", "node_exporter", "postgres_exporter", "redis_exporter",
+    "container_runtime", "app", "restic", "node_exporter", "postgres_exporter", "redis_exporter",
     "prometheus",
 ]
 

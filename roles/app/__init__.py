@@ -22,7 +22,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from keel.core.render import render
-from keel.core.roles import Role
+from keel.core.roles import Declaration, Role
 from keel.core.schema import PortRule
 from keel.core.secrets import SecretFile
 from keel.deploy.containers import ImageExists, Networks, PathModes, Volumes, auth_env
@@ -35,6 +35,7 @@ from roles.app.units import (
     UNIT_DIR,
     built_image,
     context_tar,
+    critical_volumes,
     render_unit,
     unit_name,
 )
@@ -263,5 +264,21 @@ def _remove_stale(settings) -> None:
                               _if=any_changed(*removed))
 
 
+def declares(settings: Settings) -> list[Declaration]:
+    """Each service's critical volumes, to the restic role on the same host: backed up (after
+    the service's backup_hook), restored with the service stopped."""
+    out = []
+    for name, svc in sorted(settings.app_services.items()):
+        volumes = critical_volumes(settings, svc)
+        if not volumes:
+            continue
+        hook = (f"{settings.app_engine} exec {name} {shlex.join(svc.backup_hook)}"
+                if svc.backup_hook else None)
+        out.append(Declaration(role="restic", key="restic_sets", item={
+            "name": f"app-{name}", "volumes": volumes, "engine": settings.app_engine,
+            "pre_backup": hook, "units": [unit_name(name)]}))
+    return out
+
+
 ROLE = Role(name="app", settings=Settings, apply=apply, groups=("app",), ports=ports,
-            secrets=secrets, cross_check=cross_check)
+            secrets=secrets, cross_check=cross_check, declares=declares)

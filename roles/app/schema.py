@@ -112,6 +112,9 @@ class Service(Model):
     restart: Literal["no", "on-failure", "always", "unless-stopped"] = "unless-stopped"
     depends_on: list[ServiceName] = []
     stop_timeout: Annotated[int, Field(ge=1)] = 10
+    # Run in the service's container before its critical volumes are backed up (restic role),
+    # e.g. a database dumped into one of them so the backup is consistent.
+    backup_hook: list[str] | None = None
     # Hardening, each key overriding app_hardening (e.g. read_only: false).
     user: UserSpec | None = None
     read_only: bool | None = None

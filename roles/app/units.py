@@ -101,7 +101,7 @@ def render_unit(settings, name: str, svc, image: str) -> str:
         stop=exec_line(stop), stop_post=exec_line(stop_post),
         restart={"no": "no", "on-failure": "on-failure"}.get(svc.restart, "always"),
         start_timeout=2 * timeout + 30, stop_timeout=svc.stop_timeout + 15,
-        notify=engine == "podman", image=image, critical=_critical(settings, svc),
+        notify=engine == "podman", image=image, critical=critical_volumes(settings, svc),
     )
 
 
@@ -153,7 +153,7 @@ def _run_options(settings, name: str, svc, h, env_file: str | None) -> list[str]
     return opts
 
 
-def _critical(settings, svc) -> list[str]:
+def critical_volumes(settings, svc) -> list[str]:
     return [m.source for m in svc.volumes
             if m.source in settings.app_volumes and settings.app_volumes[m.source].critical]
 

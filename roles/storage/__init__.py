@@ -9,7 +9,7 @@ from pyinfra.api import StringCommand, deploy, operation
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.operations import apt, files, server
 
-from keel.core.roles import Role
+from keel.core.roles import Declaration, Role
 from keel.core.secrets import RUN_DIR, SecretFile
 from keel.deploy.ops import config_file, restart_readers
 from keel.deploy.secrets import deliver
@@ -125,5 +125,13 @@ def apply(settings: Settings) -> None:
         check(name=f"Check storage backend {settings.storage_backend}", settings=settings)
 
 
+def declares(settings: Settings) -> list[Declaration]:
+    """The local backend's DATA_DIR, to the restic role on the same host (app data)."""
+    if settings.storage_backend != "local":
+        return []
+    return [Declaration(role="restic", key="restic_sets",
+                        item={"name": "storage", "paths": [settings.storage_data_dir]})]
+
+
 ROLE = Role(name="storage", settings=Settings, apply=apply, groups=("app",), secrets=secrets,
-            cross_check=cross_check)
+            cross_check=cross_check, declares=declares)
