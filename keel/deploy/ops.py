@@ -269,3 +269,23 @@ def restart_readers(path: str):
         "rc=0; for f in $(grep -lF -- " + shlex.quote(path) + " /etc/systemd/system/*.service "
         "2>/dev/null); do u=${f##*/}; if systemctl is-active --quiet \"$u\"; then "
         "systemctl restart \"$u\" || rc=1; fi; done; exit $rc")
+
+
+@operation()
+def live_check(command: StringCommand, ok: str, failed: str):
+    """Run a read-only check on the host while executing: success is no change (`ok` is the
+    note), failure fails the operation with `failed: <the check's output>`. Skipped in a plan:
+    what it checks may not be set up yet."""
+    from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+
+    if not state.is_executing:
+        return
+    # With the run's own connection settings (e.g. _sudo on a cloud host).
+    connector = {key: value for key, value in (host.current_op_global_arguments or {}).items()
+                 if key in CONNECTOR_ARGUMENT_KEYS}
+    success, output = host.run_shell_command(command, **connector)
+    if success:
+        host.noop(ok)
+        return
+    detail = " ".join(line.line for line in output if line.line).strip() or "no output"
+    yield StringCommand(f"echo {shlex.quote(f'{failed}: {detail}')} >&2; exit 1")

@@ -5,13 +5,11 @@ with pgBackRest (point-in-time recovery)."""
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import FactBase, StringCommand, deploy, operation
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import apt, files, server, systemd
 
@@ -19,7 +17,7 @@ from keel.core.roles import Role
 from keel.core.schema import PortRule
 from keel.core.secrets import SecretFile
 from keel.deploy.facts import MemTotal
-from keel.deploy.ops import config_file, managed_file, service, start_after
+from keel.deploy.ops import config_file, live_check, managed_file, service, start_after
 from keel.deploy.secrets import deliver, value
 from roles.base.firewall import source_addresses
 from roles.postgres import plan
@@ -243,25 +241,6 @@ def stanza():
         host.noop(f"stanza {STANZA} has {len(current['backups'])} backups")
 
 
-@operation()
-def check():
-    """`pgbackrest check` (archiving works, the repository is reachable); never a change, a
-    failure is loud. Runs only while executing."""
-    from pyinfra import state
-
-    if not state.is_executing:
-        return
-    connector = {key: value for key, value in (host.current_op_global_arguments or {}).items()
-                 if key in CONNECTOR_ARGUMENT_KEYS}
-    ok, output = host.run_shell_command(
-        StringCommand(f"cd / && runuser -u postgres -- {PGBACKREST} check"), **connector)
-    if ok:
-        host.noop("pgbackrest check: WAL archiving and the repository work")
-        return
-    detail = " ".join(line.line for line in output if line.line).strip() or "no output"
-    yield StringCommand(f"echo {shlex.quote('pgbackrest check failed: ' + detail)} >&2; exit 1")
-
-
 def _backups(settings) -> None:
     managed_file(name="Install keel-pg-backup", dest=BACKUP_TOOL, mode="0755",
                  content=(SCRIPTS / "keel_pg_backup.py").read_text())
@@ -284,7 +263,9 @@ def _backups(settings) -> None:
                 service=f"keel-pg-backup-{kind}.timer", running=enabled, enabled=enabled)
     service(name="Enable the backup metrics timer", service="keel-pg-backup-metrics.timer",
             running=True, enabled=True)
-    check(name="pgbackrest check")
+    live_check(name="pgbackrest check",
+               command=StringCommand(f"cd / && runuser -u postgres -- {PGBACKREST} check"),
+               ok="pgbackrest check: WAL reaches the repository", failed="pgbackrest check failed")
 
 
 ROLE = Role(name="postgres", settings=Settings, apply=apply, groups=("db",), ports=ports,

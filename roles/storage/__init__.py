@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
-
-from pyinfra import host, inventory
-from pyinfra.api import StringCommand, deploy, operation
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra import inventory
+from pyinfra.api import StringCommand, deploy
 from pyinfra.operations import apt, files, server
 
 from keel.core.roles import Declaration, Role
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, restart_readers
+from keel.deploy.ops import config_file, live_check, restart_readers
 from keel.deploy.secrets import deliver
 from roles.storage.schema import Settings, cross_check
 
@@ -70,29 +67,14 @@ def endpoint(settings: Settings) -> str:
     return settings.storage_data_dir
 
 
-@operation()
-def check(settings: Settings):
-    """Write, read back and delete a probe as the app user; never a change, a failure is loud.
-
-    Runs only while executing (a plan cannot reach a backend that may not be set up yet).
-    """
-    from pyinfra import state
-
-    if not state.is_executing:
-        return
-    # With the run's own connection settings: on a cloud host keel logs in unprivileged and
-    # becomes root through _sudo.
-    connector = {key: value for key, value in (host.current_op_global_arguments or {}).items()
-                 if key in CONNECTOR_ARGUMENT_KEYS}
-    ok, output = host.run_shell_command(StringCommand(
-        "runuser", "-u", settings.storage_app_user, "--", PROBE, ENV_PATH), **connector)
-    if ok:
-        host.noop(f"storage backend {settings.storage_backend} at {endpoint(settings)} is writable")
-        return
-    detail = " ".join(line.line for line in output if line.line).strip() or "no output"
-    message = (f"storage check failed: backend {settings.storage_backend} at {endpoint(settings)} "
-               f"is not reachable and writable: {detail}")
-    yield StringCommand(f"echo {shlex.quote(message)} >&2; exit 1")
+def check(settings: Settings, name: str):
+    """Write, read back and delete a probe as the app user; never a change, a failure is loud."""
+    return live_check(
+        name=name,
+        command=StringCommand("runuser", "-u", settings.storage_app_user, "--", PROBE, ENV_PATH),
+        ok=f"storage backend {settings.storage_backend} at {endpoint(settings)} is writable",
+        failed=f"storage check failed: backend {settings.storage_backend} at "
+               f"{endpoint(settings)} is not reachable and writable")
 
 
 @deploy("storage")
@@ -122,7 +104,7 @@ def apply(settings: Settings) -> None:
     restart_readers(name="Restart the services that read the storage environment", path=ENV_PATH,
                     _if=env.did_change)
     if settings.storage_check:
-        check(name=f"Check storage backend {settings.storage_backend}", settings=settings)
+        check(settings, name=f"Check storage backend {settings.storage_backend}")
 
 
 def declares(settings: Settings) -> list[Declaration]:
