@@ -277,6 +277,14 @@ class Settings(RoleSettings):
         ),
     )
 
+    @field_validator("postgres_backup_s3")
+    @classmethod
+    def _tls_only(cls, value: S3 | None) -> S3 | None:
+        if value and value.endpoint_url and not value.endpoint_url.startswith("https://"):
+            raise ValueError("endpoint_url: pgBackRest reaches S3 over TLS only; expected "
+                             "https://... (verify_tls: False or ca_bundle for a private one)")
+        return value
+
     @field_validator("postgres_settings")
     @classmethod
     def _no_own_keys(cls, value: dict) -> dict:
