@@ -294,7 +294,9 @@ def _archived(db, wal: str, timeout: int = 90) -> float:
         if last >= wal:
             return time.monotonic() - start
         time.sleep(1)
-    raise AssertionError(f"{wal} not archived within {timeout}s")
+    state = as_postgres(db, "select * from pg_stat_archiver", "postgres")
+    logs = ssh(db, "tail -n 30 /var/log/postgresql/postgresql-15-main.log").stdout
+    raise AssertionError(f"{wal} not archived within {timeout}s: {state}\n{logs}")
 
 
 def test_point_in_time_recovery(converged, harness, hosts, data, report_duration):
