@@ -142,7 +142,7 @@ def test_backup_destroy_restore_byte_for_byte(converged, harness, app, inventory
 def test_failed_backup_is_visible(converged, app):
     conf = "/etc/keel/restic.json"
     broken = (f"import json; c = json.load(open('{conf}')); "
-              "c['sets'][-1]['pre_backup'] = 'exit 3'; json.dump(c, open('{conf}', 'w'))")
+              f"c['sets'][-1]['pre_backup'] = 'exit 3'; json.dump(c, open('{conf}', 'w'))")
     sh(app, f"cp {conf} /root/restic.json && python3 -c \"{broken}\"")
     try:
         assert ssh(app, "systemctl start keel-restic.service").returncode != 0
