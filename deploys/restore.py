@@ -42,7 +42,8 @@ elif restic and restic.restic_restore_set:
                            "restic_restore_confirm=true to confirm")
     server.shell(name=f"Restore {name} from snapshot {snapshot}",
                  commands=[f"keel-restic restore {shlex.quote(name)} {shlex.quote(snapshot)}"])
-elif postgres or restic:
-    raise PyinfraError("nothing to restore: set postgres_restore_target ('latest' or a time "
-                       "with its zone) on db hosts, or restic_restore_set on app hosts; "
-                       "`keel-pg-backup list` / `keel-restic snapshots` list the backups")
+elif postgres:
+    raise PyinfraError("set postgres_restore_target to 'latest' or to a time with its zone "
+                       "('2026-12-02 03:30:00+00'); `keel-pg-backup list` on the host lists "
+                       "the backups")
+# An app host without restic_restore_set has nothing to restore (`keel-restic snapshots`).
