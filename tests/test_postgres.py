@@ -303,7 +303,8 @@ def test_point_in_time_recovery(converged, harness, hosts, data, report_duration
     """Rows A, a failed scheduled backup, time T, rows B, a restart while archiving, rows C;
     the data directory lost: restore to latest has A+B+C; restore to T has exactly A."""
     db = hosts[0]
-    as_postgres(db, "create table pitr (i int primary key, at timestamptz default now()); "
+    as_postgres(db, "set role app; create table pitr (i int primary key, at timestamptz "
+                    "default now()); "
                     "insert into pitr (i) select generate_series(1, 100)")
     # A scheduled backup that fails (the repository's backup directory unwritable) fails its
     # unit and its metric; archiving goes on.
