@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import secrets
 import shlex
@@ -10,7 +11,8 @@ from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand
+from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.output import format_text
 from pyinfra.api.util import get_file_io
 from pyinfra.context import state
@@ -19,6 +21,40 @@ from pyinfra.operations.util.files import chmod, chown, generate_color_diff
 
 from keel.core.data import MASK
 from keel.core.render import render
+
+# --- a lost host fails alone ---------------------------------------------------------------
+# When a fact's command fails (the host went away, or the command broke), pyinfra marks the
+# host failed and returns the fact's default (often None). Code that reads that value would
+# raise (a TypeError on None): inside an operation or a role's deploy, any exception ends the
+# run for every host. keel's operations and role deploys therefore stop quietly for a host
+# that has failed, after one clear line; the others carry on and the run exits non-zero.
+
+def host_failed() -> bool:
+    """Whether the current host has failed in this run (pyinfra took it out of the run)."""
+    return host in state.failed_hosts
+
+
+def report_lost(where: str, exc: BaseException | None = None) -> None:
+    cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    host.log_styled(f"keel: host {host.name} failed during {where}: a command or fact could "
+                    f"not run there (host lost?); its run stops, the others go on{cause}",
+                    fg="red", log_func=logger.error)
+
+
+def operation(*args, **kwargs):
+    """pyinfra's @operation for keel's own operations, which stop for a host that failed
+    while they read its facts instead of raising (see above)."""
+    def decorator(func):
+        @functools.wraps(func)
+        def guarded(*a, **k):
+            try:
+                yield from func(*a, **k)
+            except Exception as exc:
+                if not host_failed():
+                    raise
+                report_lost(func.__name__, exc)
+        return pyinfra_operation(*args, **kwargs)(guarded)
+    return decorator
 
 
 class ManagedFile(FactBase):
@@ -49,6 +85,8 @@ class ManagedFiles(FactBase):
     def process(self, output) -> dict:
         states = {}
         for line in output:
+            if line.count(" ") < 4:
+                continue  # not a line of ours (a truncated read)
             sha1, user, group, mode, path = line.split(" ", 4)
             states[path] = {"user": user, "group": group, "mode": int(mode, 8), "sha1": sha1}
         return states
@@ -166,6 +204,8 @@ class UnitState(FactBase):
 def service(service: str, running: bool | None = None, enabled: bool | None = None):
     """Start/stop and enable/disable a systemd unit (restarts and reloads: systemd.service)."""
     current = host.get_fact(UnitState, unit=service)
+    if current is None or host_failed():
+        return
     q = shlex.quote(service)
     if running is not None and running != current["running"]:
         yield f"systemctl {'start' if running else 'stop'} {q}"

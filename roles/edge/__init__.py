@@ -8,7 +8,7 @@ import time
 from io import BytesIO
 
 from pyinfra import host, inventory
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -17,7 +17,7 @@ from keel.core.render import render
 from keel.core.roles import Role
 from keel.core.schema import PortRule
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, dropin, service, start_after
+from keel.deploy.ops import config_file, dropin, operation, service, start_after
 from keel.deploy.secrets import deliver, store_commands
 from roles.edge.alerts import EDGE_ALERTS
 from roles.edge.schema import Settings, Vhost, cross_check
