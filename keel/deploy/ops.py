@@ -121,17 +121,19 @@ def _file_state(dest: str):
 
 
 def managed_file(*, name: str, dest: str, content: str, mode: str = "0644", user: str = "root",
-                 group: str = "root", **kwargs):
+                 group: str = "root", check: str | None = None, **kwargs):
     """A file with exactly this content, owner and mode: no round trip of its own when in
-    place (see _file_state)."""
+    place (see _file_state). `check`: a command that tests the software's configuration
+    once the new file is in place (`visudo -cf <dest>`, `sshd -t`); if it fails, the old file
+    is put back (or the new one removed) and the host fails, before anything reloads."""
     _declared.setdefault(host.name, set()).add(dest)
     return _managed_file(name=name, dest=dest, content=content, mode=mode, user=user,
-                         group=group, **kwargs)
+                         group=group, check=check, **kwargs)
 
 
 @operation()
 def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root",
-                  group: str = "root"):
+                  group: str = "root", check: str | None = None):
     body = content.encode()
     current = _file_state(dest)
     if current is not None and current["sha1"] == hashlib.sha1(body).hexdigest():
@@ -146,10 +148,29 @@ def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root
         _log_diff(dest, current, content)
     if current is None:
         yield StringCommand("mkdir", "-p", str(PurePosixPath(dest).parent))
-    yield FileUploadCommand(BytesIO(body), dest,
-                            remote_temp_filename=host.get_temp_filename(dest))
-    yield chown(dest, user, group)
-    yield chmod(dest, mode)
+    # Replaced atomically: written beside it, owner and mode set, then renamed over it. A run
+    # cut short (controller killed, host lost, disk full) leaves the old file whole.
+    temp = temp_path(dest)
+    yield FileUploadCommand(BytesIO(body), temp, remote_temp_filename=temp)
+    yield chown(temp, user, group)
+    yield chmod(temp, mode)
+    if check is None:
+        yield StringCommand("mv", "-f", temp, dest)
+        return
+    d, t, old = shlex.quote(dest), shlex.quote(temp), shlex.quote(temp + ".old")
+    failed = shlex.quote(f"keel: {check} failed with the new {dest}: the old file stays")
+    yield StringCommand(
+        f"if [ -e {d} ]; then cp -p {d} {old}; fi; mv -f {t} {d}; "
+        f"if ! ( {check} ); then echo {failed} >&2; "
+        f"if [ -e {old} ]; then mv -f {old} {d}; else rm -f {d}; fi; exit 1; fi; rm -f {old}")
+
+
+def temp_path(dest: str) -> str:
+    """Where a new version of dest is written before it is renamed over dest: the same
+    directory (so the rename is atomic), a name no glob of a config directory reads
+    (*.conf, *.service, sudoers.d skips names with a dot)."""
+    path = PurePosixPath(dest)
+    return str(path.parent / f".{path.name}.keel-new")
 
 
 def _log_diff(dest: str, current, content: str) -> None:
@@ -165,10 +186,11 @@ def _log_diff(dest: str, current, content: str) -> None:
 
 
 def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "0644",
-                user: str = "root", group: str = "root", **context):
-    """templates/<role>/<template>.j2, rendered with exactly `context`, written to dest."""
+                user: str = "root", group: str = "root", check: str | None = None, **context):
+    """templates/<role>/<template>.j2, rendered with exactly `context`, written to dest
+    (`check`: see managed_file)."""
     return managed_file(name=name, dest=dest, content=render(role, template, **context),
-                        mode=mode, user=user, group=group)
+                        mode=mode, user=user, group=group, check=check)
 
 
 def dropin(unit: str, content: str, *, name: str):
