@@ -93,7 +93,8 @@ def _healthy(hosts) -> None:
 
 # (marker in pyinfra's output, seconds after it, data that makes the run change something)
 LOSSES = {
-    "during facts": ("--> Preparing operation files", 0.5, {"base_sysctl": {"vm.swappiness": 11}}),
+    # Right after it connects: the stop lands while pyinfra reads its facts for the plan.
+    "during facts": ("[f-base2] Connected", 0.0, {"base_sysctl": {"vm.swappiness": 11}}),
     "during an apt install": ("Starting|operation:|Install base packages", 2.0,
                               {"base_extra_packages": ["htop"]}),
     "during a restart": ("Starting|operation:|Restart journald", 0.0,
@@ -109,7 +110,9 @@ def test_lost_host_fails_alone(converged, harness, name):
         code, output = _run_until(inventory, marker, _stop_lost_host, delay)
         assert code != 0, output
         assert "internal exception" not in output.lower(), output
-        assert f"[{LOST}]" in output and "f-base1" in output, output
+        named = [line for line in output.splitlines() if LOST in line
+                 and any(word in line for word in ("rror", "failed", "lost", "Could not"))]
+        assert named, output  # the report names the lost host
         # The healthy host finished its run: with the lost one out, nothing is left to do.
         rest = harness.converge(inventory, DEPLOY, args=["--limit", "f-base1"])
         assert rest.changed() == {}, f"f-base1 did not finish: {rest.changed()}"

@@ -10,6 +10,7 @@ import shlex
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
+from paramiko import SSHException
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, StringCommand
 from pyinfra.api import operation as pyinfra_operation
@@ -29,8 +30,16 @@ from keel.core.render import render
 # run for every host. keel's operations and role deploys therefore stop quietly for a host
 # that has failed, after one clear line; the others carry on and the run exits non-zero.
 
-def host_failed() -> bool:
-    """Whether the current host has failed in this run (pyinfra took it out of the run)."""
+# What a connection that dies under a command raises. pyinfra fails the host for the last
+# three itself, but not for paramiko's EOFError (a transport closed while a channel opens).
+CONNECTION_ERRORS = (EOFError, OSError, TimeoutError, SSHException)
+
+
+def host_failed(exc: BaseException | None = None) -> bool:
+    """Whether the current host has failed in this run (pyinfra took it out of the run), or
+    exc is its connection dying, in which case it is failed now."""
+    if host not in state.failed_hosts and isinstance(exc, CONNECTION_ERRORS):
+        state.fail_hosts({host})
     return host in state.failed_hosts
 
 
@@ -50,7 +59,7 @@ def operation(*args, **kwargs):
             try:
                 yield from func(*a, **k)
             except Exception as exc:
-                if not host_failed():
+                if not host_failed(exc):
                     raise
                 report_lost(func.__name__, exc)
         return pyinfra_operation(*args, **kwargs)(guarded)

@@ -41,7 +41,7 @@ def _apply(name: str, deploy: Callable) -> None:
     try:
         deploy(settings(name))
     except Exception as exc:
-        if not host_failed():
+        if not host_failed(exc):
             raise
         report_lost(f"role {name}", exc)
 
