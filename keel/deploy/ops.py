@@ -157,12 +157,12 @@ def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root
         _log_diff(dest, current, content)
     if current is None:
         yield StringCommand("mkdir", "-p", str(PurePosixPath(dest).parent))
-    # Replaced atomically: written beside it, owner and mode set, then renamed over it. A run
-    # cut short (controller killed, host lost, disk full) leaves the old file whole.
+    # Replaced atomically: written beside it, then renamed over it. A run cut short
+    # (controller killed, host lost, disk full) leaves the old file whole. The new copy has
+    # its owner and mode before the first byte is written: never world-readable in between.
     temp = temp_path(dest)
+    yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", temp)
     yield FileUploadCommand(BytesIO(body), temp, remote_temp_filename=temp)
-    yield chown(temp, user, group)
-    yield chmod(temp, mode)
     if check is None:
         yield StringCommand("mv", "-f", temp, dest)
         return
