@@ -67,14 +67,18 @@ def _stop_lost_host(proc) -> None:
     subprocess.run(["podman", "stop", "-t", "0", container_name(LOST)], capture_output=True)
 
 
-def _bring_back() -> None:
+def _bring_back(host) -> None:
+    """Start the lost host again and wait until it answers SSH."""
     subprocess.run(["podman", "start", container_name(LOST)], check=True, capture_output=True)
-    for _ in range(60):
-        if subprocess.run(["podman", "exec", container_name(LOST), "systemctl",
-                           "is-system-running", "--wait"], capture_output=True).returncode \
-                in (0, 1):
-            return
+    for _ in range(90):
+        try:
+            if ssh(host, "systemctl is-system-running --wait", timeout=20).stdout.strip() in (
+                    "running", "degraded"):
+                return
+        except subprocess.TimeoutExpired:
+            pass
         time.sleep(1)
+    raise AssertionError(f"{LOST} did not come back")
 
 
 def _converges(harness, inventory) -> None:
@@ -117,7 +121,7 @@ def test_lost_host_fails_alone(converged, harness, name):
         rest = harness.converge(inventory, DEPLOY, args=["--limit", "f-base1"])
         assert rest.changed() == {}, f"f-base1 did not finish: {rest.changed()}"
     finally:
-        _bring_back()
+        _bring_back(converged[1])
     _converges(harness, inventory)
     _healthy(converged)
 
