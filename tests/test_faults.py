@@ -69,7 +69,13 @@ def _stop_lost_host(proc) -> None:
 
 def _bring_back(host) -> None:
     """Start the lost host again and wait until it answers SSH."""
-    subprocess.run(["podman", "start", container_name(LOST)], check=True, capture_output=True)
+    for _ in range(30):  # podman may still be cleaning up after the stop
+        started = subprocess.run(["podman", "start", container_name(LOST)],
+                                 capture_output=True, text=True)
+        if started.returncode == 0:
+            break
+        time.sleep(2)
+    assert started.returncode == 0, started.stderr
     for _ in range(90):
         try:
             if ssh(host, "systemctl is-system-running --wait", timeout=20).stdout.strip() in (
