@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up vm setup system limits venv image test test-vm lint bench down molecule
+.PHONY: up vm setup system limits venv image test test-faults test-vm lint bench down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -58,7 +58,11 @@ image: setup
 
 test: setup image
 	$(BIN)/ruff check .
-	$(BIN)/pytest -m "not vm" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not vm and not faults" $(PYTEST_ARGS)
+
+# Hosts stopped mid-run (tests/test_faults.py): several converges of base, too slow for `test`.
+test-faults: setup image
+	$(BIN)/pytest -m faults --basetemp=.keel/pytest-faults tests/test_faults.py
 
 # The whole site on a bare VM under QEMU/TCG (tests/test_vm.py): too slow for `make test`.
 test-vm: setup

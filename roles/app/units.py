@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import PurePath
 
 from keel import ROOT
-from keel.core.render import render
+from keel.core.render import render, systemd_arg
 from keel.core.secrets import RUN_DIR
 from roles.app.schema import effective
 
@@ -166,10 +166,4 @@ def _engine_size(value: str) -> str:
 
 def exec_line(argv: list[str]) -> str:
     """A command line for a systemd Exec*= setting: quoted words, % and $ escaped."""
-    words = []
-    for arg in argv:
-        word = arg.replace("%", "%%").replace("$", "$$")
-        if not word or any(c in word for c in " \t\"'\\;"):
-            word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        words.append(word)
-    return " ".join(words)
+    return " ".join(systemd_arg(arg) for arg in argv)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from keel.core.schema import Model, Name, RoleSettings, SecretName
+from keel.core.schema import Model, MultiLine, Name, RoleSettings, SecretName
 
 # A tool rule such as "Read" or "Bash(git diff:*)"; DEFAULT_ALLOWED_TOOLS joins them with ",".
 Tool = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*(\([^,\n]*\))?$")]
@@ -16,7 +16,7 @@ Version = Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 class Subagent(Model):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     description: Annotated[str, Field(min_length=1)]
-    prompt: Annotated[str, Field(min_length=1)]
+    prompt: Annotated[MultiLine, Field(min_length=1)]
     tools: list[Tool] = []
     model: Annotated[str, Field(min_length=1)] | None = None
 

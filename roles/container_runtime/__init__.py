@@ -13,7 +13,7 @@ from keel.core.roles import Role
 from keel.core.schema import PortRule, size_bytes
 from keel.core.secrets import SecretFile
 from keel.deploy.containers import AUTH_DIR, AUTH_ENV, ImageExists
-from keel.deploy.ops import config_file, service, text
+from keel.deploy.ops import config_file, managed_file, service
 from keel.deploy.secrets import deliver
 from roles.container_runtime.schema import Settings
 
@@ -75,9 +75,9 @@ def _docker_config(settings) -> None:
     # Written before the package is installed, so dockerd's first start uses it.
     installed = host.get_fact(server.Which, command="dockerd") is not None
     # JSON has no comments, so no "managed by keel" line: dockerd rejects unknown keys.
-    conf = files.put(name="Configure docker (daemon.json)", dest="/etc/docker/daemon.json",
-                     src=text(json.dumps(_daemon_json(settings), indent=2, sort_keys=True) + "\n"),
-                     mode="0644", create_remote_dir=True)
+    content = json.dumps(_daemon_json(settings), indent=2, sort_keys=True) + "\n"
+    conf = managed_file(name="Configure docker (daemon.json)", dest="/etc/docker/daemon.json",
+                        content=content)
     if installed:
         systemd.service(name="Restart docker", service="docker", running=None, restarted=True,
                         _if=conf.did_change)

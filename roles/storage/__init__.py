@@ -5,13 +5,13 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host, inventory
-from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.api import StringCommand, deploy
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.operations import apt, files, server
 
 from keel.core.roles import Role
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, restart_readers
+from keel.deploy.ops import config_file, operation, restart_readers
 from keel.deploy.secrets import deliver
 from roles.storage.schema import Settings, cross_check
 

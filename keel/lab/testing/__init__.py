@@ -116,7 +116,16 @@ class Harness:
         document = None
         if as_json and proc.stdout.strip().startswith("{"):
             document = json.loads(proc.stdout)
-        return Run(argv, proc.returncode, proc.stdout, proc.stderr, document)
+        stderr = proc.stderr
+        debug_log = ROOT / "pyinfra-debug.log"
+        if "pyinfra-debug.log" in stderr and debug_log.exists():
+            # pyinfra writes it to its working directory on an internal exception: kept with
+            # the test's files, not left in the working tree.
+            count = len(list(self.workdir.glob("pyinfra-debug-*")))
+            kept = self.workdir / f"pyinfra-debug-{count}.log"
+            debug_log.replace(kept)
+            stderr += f"\n(keel tests: pyinfra-debug.log moved to {kept})\n"
+        return Run(argv, proc.returncode, proc.stdout, stderr, document)
 
     def converge(self, inventory: Path, deploy: str, **kwargs) -> Run:
         return self.run(inventory, deploy, **kwargs).check()
