@@ -77,7 +77,7 @@ def test_config_routes_by_severity_and_keeps_the_smtp_password_out(monkeypatch):
     ({"alertmanager_routes": [{"severity": "critical", "receiver": "pager"}]},
      "receiver 'pager' is not in alertmanager_receivers"),
     ({"alertmanager_receivers": [{"name": "default"}, {"name": "m", "email_to": ["a@b.c"]}]},
-     "an email receiver needs alertmanager_smtp"),
+     "an email receiver \\(email_to\\) needs a smarthost"),
     ({"alertmanager_smtp": {"smarthost": "smtp:25", "from": "a@b.c", "username": "u"}},
      "username and password_secret go together"),
 ])

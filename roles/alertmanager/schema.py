@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from keel.core.schema import Model, Port, RoleSettings, SecretName, Source
 from roles.prometheus.schema import Duration, LabelName
@@ -71,7 +71,8 @@ class Settings(RoleSettings):
         ),
     )
     alertmanager_receiver: ReceiverName = Field(
-        "default", description="Receiver of alerts no route below matches."
+        "default", validate_default=True,
+        description="Receiver of alerts no route below matches.",
     )
     alertmanager_routes: list[Route] = Field(
         [],
@@ -104,20 +105,35 @@ class Settings(RoleSettings):
     )
     alertmanager_smtp: Smtp | None = Field(
         None,
+        validate_default=True,
         description=(
             "Smarthost of email receivers: {smarthost (host:port), from, username?, "
             "password_secret?, require_tls? (true)}; the password is a secret file."
         ),
     )
 
-    @model_validator(mode="after")
-    def _known_receivers(self):
-        names = [r.name for r in self.alertmanager_receivers]
+    @field_validator("alertmanager_receivers")
+    @classmethod
+    def _unique(cls, value: list[Receiver]) -> list[Receiver]:
+        names = [r.name for r in value]
         if len(set(names)) != len(names):
-            raise ValueError(f"alertmanager_receivers: duplicate names in {names}")
-        for used in [self.alertmanager_receiver, *(r.receiver for r in self.alertmanager_routes)]:
-            if used not in names:
-                raise ValueError(f"receiver {used!r} is not in alertmanager_receivers ({names})")
-        if any(r.email_to for r in self.alertmanager_receivers) and not self.alertmanager_smtp:
-            raise ValueError("an email receiver needs alertmanager_smtp")
-        return self
+            raise ValueError(f"duplicate receiver names in {names}")
+        return value
+
+    @field_validator("alertmanager_receiver", "alertmanager_routes")
+    @classmethod
+    def _known_receivers(cls, value, info: ValidationInfo):
+        names = [r.name for r in info.data.get("alertmanager_receivers") or []]
+        used = [value] if isinstance(value, str) else [r.receiver for r in value]
+        for name in used:
+            if names and name not in names:
+                raise ValueError(f"receiver {name!r} is not in alertmanager_receivers {names}")
+        return value
+
+    @field_validator("alertmanager_smtp")
+    @classmethod
+    def _smtp_for_email(cls, value, info: ValidationInfo):
+        receivers = info.data.get("alertmanager_receivers") or []
+        if value is None and any(r.email_to for r in receivers):
+            raise ValueError("an email receiver (email_to) needs a smarthost here")
+        return value
