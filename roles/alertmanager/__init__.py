@@ -4,7 +4,8 @@ Receivers, routes by severity, grouping and inhibition come from data; the SMTP 
 secret file (`smtp_auth_password_file`), so alertmanager.yml holds no secret. The config is
 rendered into a staging directory, checked there with `amtool check-config`, and only then
 copied into place and reloaded (SIGHUP): a bad config fails the converge while the running
-Alertmanager keeps its old one. Silences: `amtool silence ...` on the host (/etc/amtool).
+Alertmanager keeps its old one. Silences: `amtool silence ...` on the host
+(/etc/prometheus/amtool.yml).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def apply(settings: Settings) -> None:
     apt.packages(name="Install Alertmanager", packages=["prometheus-alertmanager"],
                  no_recommends=True)
     delivered = [deliver(name="Deliver SMTP password", file=each) for each in secrets(settings)]
-    config_file("alertmanager", "amtool.yml", "/etc/amtool/config.yml",
+    config_file("alertmanager", "amtool.yml", "/etc/prometheus/amtool.yml",
                 name="Point amtool at Alertmanager", url=url(settings))
     files.directory(name="Staging directory for checked config", path=STAGED, mode="0755")
     staged = config_file("alertmanager", "alertmanager.yml", f"{STAGED}/alertmanager.yml",
@@ -128,12 +129,15 @@ def apply(settings: Settings) -> None:
                     check=f"amtool check-config {STAGED}/alertmanager.yml",
                     reload=None if env.will_change else f"systemctl reload {UNIT}")
     service(name="Run Alertmanager", service=UNIT, running=True, enabled=True)
-    # Flags and the unit need a restart; a new SMTP password only a reload (read per send).
+    # Flags and the unit need a restart; a new SMTP password only a reload. Never both: a
+    # SIGHUP before the restarted process handles it would end Alertmanager.
+    restart = any_changed(env, unit)
     systemd.service(name="Restart Alertmanager (flags changed)", service=UNIT, restarted=True,
-                    _if=any_changed(env, unit))
+                    _if=restart)
     if delivered:
+        rotated = any_changed(*delivered)
         systemd.service(name="Reload Alertmanager (SMTP password)", service=UNIT, reloaded=True,
-                        _if=any_changed(*delivered))
+                        _if=lambda: rotated() and not restart())
 
 
 ROLE = Role(name="alertmanager", settings=Settings, apply=apply, groups=("mon",), ports=ports,
