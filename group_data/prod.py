@@ -21,3 +21,18 @@ edge_acme = {"server": "https://acme-v02.api.letsencrypt.org/directory",
 storage_backend = "postgresql"
 postgres_roles = [{"name": "app", "password_secret": "postgres_app_password"}]
 postgres_databases = [{"name": "app", "owner": "app"}]
+# Alerts: critical ones to the on-call webhook, warnings to the team chat's webhook. (Example
+# URLs: replace them.) For email add {"name": "ops-mail", "email_to": ["ops@example.net"]}, a
+# route to it, and alertmanager_smtp = {"smarthost": "smtp.example.net:587",
+# "from": "keel@example.net", "username": "keel", "password_secret": "alertmanager_smtp_password"}
+# with that secret in secrets/prod.yaml.
+alertmanager_receivers = [
+    {"name": "default"},
+    {"name": "oncall", "webhook_urls": ["https://oncall.example.net/hooks/keel"]},
+    {"name": "team-chat", "webhook_urls": ["https://chat.example.net/hooks/keel-alerts"]},
+]
+alertmanager_routes = [
+    {"severity": "critical", "receiver": "oncall", "continue": True},
+    {"severity": "critical", "receiver": "team-chat"},
+    {"severity": "warning", "receiver": "team-chat", "repeat_interval": "12h"},
+]

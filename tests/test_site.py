@@ -64,7 +64,7 @@ def test_prometheus_scrapes_every_exporter_of_the_site(site):
     url = f"http://{mon.address}:9090/api/v1/targets?state=active"
     expected = {("node", PREFIX + name) for name in LAYOUT} | {
         ("postgres", PREFIX + "db1"), ("redis", PREFIX + "cache1"),
-        ("prometheus", PREFIX + "mon1")}
+        ("prometheus", PREFIX + "mon1"), ("alertmanager", PREFIX + "mon1")}
     deadline, active = time.monotonic() + 120, []
     while time.monotonic() < deadline:
         out = ssh(mon, f"curl -gsf --max-time 3 '{url}'").stdout

@@ -16,11 +16,11 @@ from functools import cache, cached_property
 from typing import Any
 
 # Site order: deploys/site.py applies a host's roles in this order. Exporters come after the
-# servers they watch.
+# servers they watch; Alertmanager before the Prometheus that sends to it.
 SITE: list[str] = [
     "base", "secrets", "postgres", "redis", "edge", "storage", "claude_cli",
     "container_runtime", "app", "node_exporter", "postgres_exporter", "redis_exporter",
-    "prometheus",
+    "alertmanager", "prometheus",
 ]
 
 

@@ -18,6 +18,7 @@ from pyinfra.api.output import format_text
 from pyinfra.api.util import get_file_io
 from pyinfra.context import state
 from pyinfra.facts.files import File, FileContents
+from pyinfra.operations import server
 from pyinfra.operations.util.files import chmod, chown, generate_color_diff
 
 from keel.core.data import MASK
@@ -340,3 +341,35 @@ def restart_readers(path: str):
         "rc=0; for f in $(grep -lF -- " + shlex.quote(path) + " /etc/systemd/system/*.service "
         "2>/dev/null); do u=${f##*/}; if systemctl is-active --quiet \"$u\"; then "
         "systemctl restart \"$u\" || rc=1; fi; done; exit $rc")
+
+
+class StagedDiffers(FactBase):
+    """Whether any staged path differs from its live copy (e.g. a check failed last run)."""
+
+    def command(self, pairs: str) -> str:
+        checks = [f"diff -rq {src} {dest} >/dev/null 2>&1"
+                  for src, dest in (pair.split("=") for pair in pairs.split())]
+        return " && ".join(checks) + " && echo same || echo differs"
+
+    def process(self, output) -> bool:
+        return "same" not in output
+
+
+def checked_install(*, name: str, staged: list, pairs: list[tuple[str, str]], check: str,
+                    reload: str | None):
+    """Copy checked staged config live, as Prometheus and Alertmanager need it.
+
+    When a staged file (`staged`: their operations) changed, or a staged path differs from
+    its live copy (`pairs`: (staged, live), files or directories), run `check` on the staged
+    copy; only if it passes copy every pair into place and run `reload` (None: no reload,
+    e.g. a restart follows). A failed check stops the run and leaves the live config alone;
+    the next run checks again."""
+    pairs_arg = " ".join(f"{src}={dest}" for src, dest in pairs)
+    if not (any(op.will_change for op in staged) or host.get_fact(StagedDiffers, pairs=pairs_arg)):
+        return None
+    commands = [check]
+    commands += [f"rm -rf {dest}.new && cp -r {src} {dest}.new" for src, dest in pairs]
+    commands += [f"rm -rf {dest} && mv {dest}.new {dest}" for _, dest in pairs]
+    if reload:
+        commands.append(reload)
+    return server.shell(name=name, commands=commands)
