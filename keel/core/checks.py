@@ -171,10 +171,9 @@ def declared_to(fleet: Fleet) -> list[Problem]:
 
 
 def _undelivered(fleet: Fleet, item: Declaration, target: str, name: str) -> Problem:
-    declarer = next(h for h in fleet.hosts
-                    if any(item in role(r).declares(fleet.settings(h, r)) for r in h.roles))
-    return Problem(declarer.name, item.key, declarer.inventory,
-                   f"{item.key} entry {item.item.get('name')!r} is declared to host {target}, "
+    declarer = next(h for h in fleet.hosts if h.name == item.origin)
+    return Problem(declarer.name, item.key, role(item.by).source,
+                   f"role {item.by} declares {item.key} entry {item.name!r} to host {target}, "
                    f"which does not have role {name}")
 
 
