@@ -202,8 +202,15 @@ class Host:
         return ["ssh", "-F", str(ssh_config()), self.address, *command]
 
 
+def namespace() -> str:
+    """KEEL_SANDBOX_NS keeps several developers' (or worktrees') hosts apart on one machine:
+    their containers are keel-<ns>-<name> and carry the namespace as a label; host names, and
+    so inventories and tests, stay the same."""
+    return os.environ.get("KEEL_SANDBOX_NS", "")
+
+
 def container_name(host: str) -> str:
-    return CONTAINER_PREFIX + host
+    return CONTAINER_PREFIX + (f"{namespace()}-" if namespace() else "") + host
 
 
 def ensure_network() -> None:
@@ -217,7 +224,7 @@ def hosts() -> dict[str, Host]:
     found = {}
     for entry in json.loads(out or b"[]"):
         name = entry["Labels"].get(f"{LABEL}.host")
-        if not name:
+        if not name or entry["Labels"].get(f"{LABEL}.ns", "") != namespace():
             continue
         address = ""
         networks = entry.get("Networks") or []
@@ -277,6 +284,7 @@ def up(names: list[str], privileged: bool = False, fresh: bool = False, log=prin
                 "--systemd=always", "--network", NETWORK, "--no-hosts",
                 "--label", f"{LABEL}=1", "--label", f"{LABEL}.host={name}",
                 "--label", f"{LABEL}.privileged={int(priv)}",
+                "--label", f"{LABEL}.ns={namespace()}",
                 "--cap-add", "NET_ADMIN",
             ]
             if priv:
@@ -382,7 +390,10 @@ def down(names: list[str] | None = None) -> list[str]:
         if name in existing:
             podman("rm", "-f", "-t", "0", container_name(name))
             removed.append(name)
-    if not names and podman("network", "exists", NETWORK, check=False).returncode == 0:
+    # The network goes with the last host of every namespace.
+    others = podman("ps", "-a", "--filter", f"label={LABEL}=1", "-q").stdout.strip()
+    if not names and not others \
+            and podman("network", "exists", NETWORK, check=False).returncode == 0:
         podman("network", "rm", NETWORK, check=False)
     return removed
 
