@@ -87,7 +87,8 @@ def check_host(env: Environment, host: HostData, run: bool) -> Result:
         if check.get("ok"):
             result.ok.append(f"{name}" + (f" {check['version']}" if check.get("version") else ""))
         else:
-            result.problems.append(f"{host.name}: {name}: {check.get('error')}")
+            error = " ".join(str(check.get("error")).split())  # one line per broken link
+            result.problems.append(f"{host.name}: {name}: {error}")
     if run and not result.problems:
         _run(conn, host, result)
     return result

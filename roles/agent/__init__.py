@@ -31,20 +31,24 @@ HEALTH = ("import urllib.request; urllib.request.urlopen("
 def service(settings: Settings, offers: dict) -> dict:
     """The agent's app service, from its settings and what storage and claude_cli offer."""
     storage, cli = offers["storage"], offers["claude_cli"]
-    uid = storage["uid"]
+    uid, bindir = storage["uid"], cli["bin"].rsplit("/", 1)[0]
     env = {"AGENT_PORT": str(settings.agent_port),
            "AGENT_METRICS_PORT": str(settings.agent_metrics_port),
            "AGENT_RUN_TIMEOUT": str(settings.agent_run_timeout),
            "AGENT_HOST": offers["host"]["name"],
            "CLAUDE_HEADLESS": "/app/claude-headless", "CLAUDE_BIN": cli["bin"],
            "CLAUDE_CONFIG": CONFIG}
-    volumes = [{"source": storage["data_dir"], "target": storage["data_dir"]},
-               {"source": cli["bin"].rsplit("/", 1)[0], "target": cli["bin"].rsplit("/", 1)[0],
-                "read_only": True},
-               {"source": cli["config_dir"], "target": CONFIG, "read_only": True}]
-    if cli["auth_file"]:
+    # Owners and modes as storage and claude_cli set them (app sets those of host paths).
+    volumes = [{"source": storage["data_dir"], "target": storage["data_dir"],
+                "owner": f"{uid}:{uid}", "mode": "750"},
+               {"source": bindir, "target": bindir, "read_only": True, "owner": "0:0",
+                "mode": "755"},
+               {"source": cli["config_dir"], "target": CONFIG, "read_only": True,
+                "owner": f"{cli['uid']}:{cli['uid']}", "mode": cli["config_mode"]}]
+    secrets = []
+    if cli["auth_secret"]:  # the app role delivers it, owned by the service's user
         env |= {"CLAUDE_AUTH_FILE": AUTH, "CLAUDE_AUTH_ENV": cli["auth_env"]}
-        volumes.append({"source": cli["auth_file"], "target": AUTH, "read_only": True})
+        secrets.append({"secret": cli["auth_secret"], "target": AUTH})
     definition = {
         "name": "agent",
         "env_files": [storage["env_file"], cli["env_file"]],
@@ -53,11 +57,12 @@ def service(settings: Settings, offers: dict) -> dict:
                   {"port": settings.agent_metrics_port, "target": settings.agent_metrics_port,
                    "address": "0.0.0.0", "sources": settings.agent_metrics_sources}],
         "volumes": volumes,
+        "secrets": secrets,
         "health": {"test": ["python3", "-c", HEALTH.format(port=settings.agent_port)],
                    "interval": "10s", "timeout": "30s", "retries": 3, "start_period": "20s"},
         "limits": settings.agent_limits.model_dump(),
         # The app user, with the claude group: it owns DATA_DIR and reads the CLI's files.
-        "user": f"{uid}:{cli['gid'] or uid}",
+        "user": f"{uid}:{cli['uid']}",
         "tmpfs": ["/tmp"],
     }
     if settings.agent_image:
@@ -68,7 +73,8 @@ def service(settings: Settings, offers: dict) -> dict:
 
 
 def declares(settings: Settings, offers: dict) -> list[Declaration]:
-    if "storage" not in offers or "claude_cli" not in offers or offers["storage"]["uid"] is None:
+    if "storage" not in offers or "claude_cli" not in offers or offers["storage"]["uid"] is None \
+            or offers["claude_cli"]["uid"] is None:
         return []  # cross_check names what is missing
     out = [Declaration(role="app", key="app_services", item=service(settings, offers)),
            Declaration(role="edge", key="edge_upstreams", item={
@@ -120,6 +126,10 @@ def cross_check(hosts) -> list:
         if h.values.get("storage_app_uid") is None:
             problems.append(Problem(h.name, "storage_app_uid", h.sources["storage_app_uid"],
                                     "the agent runs as the app user: set a fixed uid"))
+        if h.values.get("claude_cli_uid") is None or not h.values.get("claude_cli_group_read"):
+            problems.append(Problem(h.name, "claude_cli_uid", h.sources["claude_cli_uid"],
+                                    "the agent runs with the claude group: set a fixed uid and "
+                                    "claude_cli_group_read"))
         if h.values.get("agent_server_name") is None:
             problems.append(Problem(h.name, "agent_server_name", h.sources["agent_server_name"],
                                     "required key is missing: the name the edge serves the "
@@ -143,7 +153,8 @@ def check(settings: Settings):
              f"    r = urllib.request.urlopen({url!r}, timeout=30); print(r.read().decode())\n"
              "except urllib.error.HTTPError as e:\n"
              "    print(e.read().decode()); raise SystemExit(1)\n")
-    ok, output = host.run_shell_command(StringCommand("python3", "-c", probe), **connector)
+    ok, output = host.run_shell_command(StringCommand("python3", "-c", shlex.quote(probe)),
+                                        **connector)
     detail = " ".join(line.line for line in output if line.line).strip() or "no output"
     if ok:
         host.noop(f"the agent is healthy: {detail[:200]}")

@@ -44,12 +44,14 @@ def secrets(settings: Settings) -> list[SecretFile]:
 
 def offers(settings: Settings) -> dict:
     """For roles that run the CLI in a container (the agent): the pinned binary, the settings
-    directory, the credential file and its variable, the env-file, the claude gid."""
-    auth = secrets(settings)
+    directory (and its mode), the credential's secret and variable, the env-file, the claude
+    uid when it is fixed and its group may read."""
+    auth = settings.claude_cli_auth != "none"
     return {"bin": f"{OPT}/{settings.claude_cli_version}/claude", "config_dir": f"{HOME}/.claude",
-            "auth_file": auth[0].path if auth else None,
+            "config_mode": _mode(settings, "0700").lstrip("0"),
+            "auth_secret": settings.claude_cli_auth_secret if auth else None,
             "auth_env": AUTH_ENV.get(settings.claude_cli_auth), "env_file": APP_ENV,
-            "gid": settings.claude_cli_uid if settings.claude_cli_group_read else None}
+            "uid": settings.claude_cli_uid if settings.claude_cli_group_read else None}
 
 
 def settings_json(settings: Settings) -> str:

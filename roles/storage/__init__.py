@@ -57,7 +57,7 @@ def env_file(settings: Settings, resolve: bool = True) -> SecretFile:
 
 # What an app's Redis user may run: its own keys' reads and writes, no admin, no scripting.
 REDIS_COMMANDS = ["-@all", "+auth", "+hello", "+ping", "+client|setname", "+get", "+set",
-                  "+del", "+exists", "+expire", "+incr", "+lpush", "+rpop", "+llen"]
+                  "+del", "+exists", "+expire", "+incr", "+incrby", "+lpush", "+rpop", "+llen"]
 
 
 def declares(settings: Settings, offers: dict) -> list[Declaration]:
