@@ -48,7 +48,7 @@ class Declaration:
     data's own; an item the data has under the same name wins. An item is a mapping with a
     `name`, or a plain string (its own name). `host` is the receiving host: None for the
     declaring host itself, an inventory host's name, or "group:<name>" for the first host of
-    that group.
+    that group (a role that declares to a group checks, in its cross_check, that it has hosts).
     """
 
     role: str
