@@ -49,9 +49,16 @@ def service(settings: Settings, offers: dict) -> dict:
     if cli["auth_secret"]:  # the app role delivers it, owned by the service's user
         env |= {"CLAUDE_AUTH_FILE": AUTH, "CLAUDE_AUTH_ENV": cli["auth_env"]}
         secrets.append({"secret": cli["auth_secret"], "target": AUTH})
+    # The storage environment carries credentials (DATABASE_URL, REDIS_URL): the agent reads it
+    # from its tmpfs directory, mounted read-only, so no value lands in the container's
+    # configuration on disk (an --env-file's values would).
+    secret_dir = storage["env_file"].rsplit("/", 1)[0]
+    env["AGENT_ENV_FILES"] = storage["env_file"]
+    volumes.append({"source": secret_dir, "target": secret_dir, "read_only": True,
+                    "owner": "0:0", "mode": "711"})
     definition = {
         "name": "agent",
-        "env_files": [storage["env_file"], cli["env_file"]],
+        "env_files": [cli["env_file"]],
         "environment": env,
         "ports": [{"port": settings.agent_port, "target": settings.agent_port},
                   {"port": settings.agent_metrics_port, "target": settings.agent_metrics_port,

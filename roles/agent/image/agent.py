@@ -28,6 +28,19 @@ from urllib.parse import urlsplit
 import psycopg2
 import redis
 
+
+def _load_env_files() -> None:
+    """KEY=value files named by AGENT_ENV_FILES (colon-separated): credentials that keel keeps
+    in tmpfs and out of the container's configuration."""
+    for path in filter(None, os.environ.get("AGENT_ENV_FILES", "").split(":")):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if "=" in line and not line.lstrip().startswith("#"):
+                    key, value = line.rstrip("\n").split("=", 1)
+                    os.environ.setdefault(key.strip(), value)
+
+
+_load_env_files()
 PORT = int(os.environ.get("AGENT_PORT", "8000"))
 METRICS_PORT = int(os.environ.get("AGENT_METRICS_PORT", "9464"))
 RUN_TIMEOUT = float(os.environ.get("AGENT_RUN_TIMEOUT", "60"))
