@@ -153,15 +153,16 @@ def test_the_cli_answers_inside_the_container_as_non_root(site):
 
 def test_no_credential_of_the_agent_rests_on_disk(site):
     """DATABASE_URL and REDIS_URL (with passwords) live in tmpfs only: not in the container's
-    configuration, not in any unit or file under /etc, /var/lib or /srv."""
+    configuration (podman's container store), not in any unit or file under /etc or /srv."""
     hosts, _ = site
     env = ssh(hosts["app1"], "cat /run/keel/secrets/app/storage.env").stdout
     passwords = [line.split(":", 2)[2].split("@", 1)[0] for line in env.splitlines()
                  if line.startswith(("DATABASE_URL=", "REDIS_URL="))]
     assert len(passwords) == 2 and all(len(p) >= 16 for p in passwords), env.splitlines()[0]
     for password in passwords:
-        found = ssh(hosts["app1"], f"grep -rlF -- '{password}' /etc /var/lib /srv /usr/local "
-                                   "2>/dev/null; podman inspect agent", timeout=300).stdout
+        found = ssh(hosts["app1"], f"grep -rlF -- '{password}' /etc /srv /var/lib/keel "
+                                   "/var/lib/containers/storage/overlay-containers 2>/dev/null; "
+                                   "podman inspect agent", timeout=300).stdout
         assert password not in found, "a credential rests on disk or in the container config"
 
 
