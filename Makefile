@@ -17,8 +17,10 @@ MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
 up: setup image
 	$(BIN)/keel sandbox up prod
 	$(BIN)/keel secrets init sandbox
+	$(BIN)/keel ca cert sandbox >/dev/null 2>&1 || $(BIN)/keel ca init sandbox >/dev/null
 	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
+	$(BIN)/keel check sandbox
 
 # The whole site on one bare VM (QEMU without KVM: slow), bootstrapped like a cloud host.
 vm: setup

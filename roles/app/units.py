@@ -89,8 +89,9 @@ def render_unit(settings, name: str, svc, image: str) -> str:
     if svc.health:
         post.append([HELPER, "wait-healthy", str(timeout), name])
     deps = [unit_name(d) for d in svc.depends_on]
-    # Env-files under /run/keel/secrets (storage's) exist only once keel-secrets has run.
-    if svc.secrets or any(p.startswith(RUN_DIR + "/") for p in svc.env_files):
+    # Env-files and mounts under /run/keel/secrets exist only once keel-secrets has run.
+    if svc.secrets or any(p.startswith(RUN_DIR + "/")
+                          for p in [*svc.env_files, *(m.source for m in svc.volumes)]):
         deps.append("keel-secrets.service")
     if engine == "docker":
         deps.append("docker.service")

@@ -77,6 +77,20 @@ class Settings(RoleSettings):
     claude_cli_auth_secret: SecretName = Field(
         "claude_api_key", description="Name of the secret holding the key or token."
     )
+    claude_cli_uid: Annotated[int, Field(ge=1, le=65533)] | None = Field(
+        None,
+        description=(
+            "Fixed uid (and gid) of the claude user, so a container can be given its group; "
+            "None: the system picks one."
+        ),
+    )
+    claude_cli_group_read: bool = Field(
+        False,
+        description=(
+            "Let the claude group read the CLI's settings, sub-agents and credential (a "
+            "container that runs the CLI with that group, like the agent's, needs it)."
+        ),
+    )
     claude_cli_callers: list[Name] = Field(
         [], description="Users allowed to run claude-headless (through sudo, as the claude user)."
     )
