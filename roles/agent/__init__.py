@@ -106,14 +106,16 @@ def alerts() -> list[dict]:
         {"alert": "AgentDown", "expr": 'up{job="agent"} == 0', "for": "2m",
          "labels": {"severity": "critical"},
          "annotations": {"summary": "The agent on {{ $labels.host }} does not answer",
-                         "runbook": "systemctl status app-agent on the host; journalctl -u "
-                                    "app-agent; keel check <env> names the broken link."}},
+                         "runbook": "The agent's metrics port does not answer. First check: "
+                                    "`keel check <env>` (it names the broken link), then "
+                                    "`systemctl status app-agent` on the host."}},
         {"alert": "AgentDependencyFailing", "expr": "agent_dependency_up == 0", "for": "2m",
          "labels": {"severity": "critical"},
          "annotations": {"summary": "The agent on {{ $labels.host }} cannot use "
                                     "{{ $labels.dependency }}",
-                         "runbook": "keel check <env> shows the dependency's error; check that "
-                                    "service (PostgreSQL, Redis, the storage backend, the CLI)."}},
+                         "runbook": "A dependency fails the agent's health. First check: "
+                                    "`keel check <env>` shows its error; then that service "
+                                    "(PostgreSQL, Redis, the storage backend, the CLI)."}},
     ]}]
 
 
