@@ -148,7 +148,7 @@ def _check_redis() -> None:
 
 
 def _check_storage() -> None:
-    key = f"health/{uuid.uuid4()}"
+    key = f".health-{uuid.uuid4()}"  # at the top: an unwritable DATA_DIR fails it
     STORAGE.put(key, b"keel")
     if STORAGE.get(key) != b"keel":
         raise RuntimeError("read back something else")
