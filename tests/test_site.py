@@ -19,6 +19,7 @@ import time
 
 import claude_cache
 import pytest
+from s3_server import BUCKET, MOTO
 
 from keel import ROOT
 from keel.lab.testing import BIN, ssh
@@ -226,24 +227,6 @@ def test_breaking_one_link_breaks_the_check_naming_it(site):
     assert keel_check().returncode == 0
 
 
-MOTO = """set -e
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-python3 -m venv /opt/moto
-PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/moto/bin/pip install -q 'moto[server]'
-systemd-run --unit=keel-moto /opt/moto/bin/moto_server -H 0.0.0.0 -p 5000
-/opt/moto/bin/python - <<'PY'
-import time, boto3
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
-                  aws_access_key_id="x", aws_secret_access_key="x")
-for _ in range(100):
-    try:
-        s3.create_bucket(Bucket="keel-agent")
-        break
-    except Exception:
-        time.sleep(0.2)
-PY
-"""
 
 
 @pytest.mark.parametrize("backend", ["s3", "postgresql"])
@@ -256,7 +239,7 @@ def test_runs_through_each_storage_backend(site, harness, backend):
              f"storage_backend = {backend!r}"]
     if backend == "s3":
         assert ssh(hosts["db1"], MOTO, timeout=600).returncode == 0
-        lines += ["storage_s3_bucket = 'keel-agent'",
+        lines += [f"storage_s3_bucket = {BUCKET!r}",
                   f"storage_s3_endpoint = 'http://{hosts['db1'].address}:5000'",
                   "base_firewall_ports = [{'port': 5000, 'sources': ['group:app'], "
                   "'comment': 'moto (test)'}]"]
