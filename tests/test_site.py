@@ -54,7 +54,8 @@ def site(sandbox_hosts, harness, secrets_env):
                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, **ENV}, timeout=300)
     assert ensure.returncode == 0, ensure.stderr
-    runs = harness.assert_idempotent(INVENTORY, "deploys/site.py", env=ENV)
+    # The whole platform cold (the CLI, the agent's image): longer than one role's converge.
+    runs = harness.assert_idempotent(INVENTORY, "deploys/site.py", env=ENV, timeout=2400)
     claude_cache.keep(hosts["app1"])
     return hosts, runs
 

@@ -130,10 +130,10 @@ class Harness:
     def converge(self, inventory: Path, deploy: str, **kwargs) -> Run:
         return self.run(inventory, deploy, **kwargs).check()
 
-    def assert_idempotent(self, inventory: Path, deploy: str,
-                          env: dict[str, str] | None = None) -> tuple[Run, Run, Run]:
-        """Converge, converge again (zero changes), then plan (zero changes)."""
-        first = self.converge(inventory, deploy, env=env)
+    def assert_idempotent(self, inventory: Path, deploy: str, env: dict[str, str] | None = None,
+                          timeout: int = 900) -> tuple[Run, Run, Run]:
+        """Converge (within timeout), converge again (zero changes), then plan (zero changes)."""
+        first = self.converge(inventory, deploy, env=env, timeout=timeout)
         second = self.converge(inventory, deploy, env=env)
         assert second.changed() == {}, f"second run changed: {second.changed()}"
         plan = self.run(inventory, deploy, dry=True, diff=True, env=env).check()
