@@ -38,7 +38,7 @@ def test_app_declares_critical_volumes_with_hook_and_unit():
                    "volumes": [{"source": "pgdata", "target": "/d"},
                                {"source": "cache", "target": "/c"}]},
             "web": {"image": "nginx", "volumes": [{"source": "cache", "target": "/c"}]}}})
-    (item,) = [d.item for d in declares(settings)]
+    (item,) = [d.item for d in declares(settings, {})]
     assert item == {"name": "app-db", "volumes": ["pgdata"], "engine": "podman",
                     "pre_backup": "podman exec db sh -c 'pg_dumpall > /d/x.sql'",
                     "units": ["app-db.service"]}

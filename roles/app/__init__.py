@@ -264,7 +264,7 @@ def _remove_stale(settings) -> None:
                               _if=any_changed(*removed))
 
 
-def declares(settings: Settings) -> list[Declaration]:
+def declares(settings: Settings, offers: dict) -> list[Declaration]:
     """Each service's critical volumes, to the restic role on the same host: backed up (after
     the service's backup_hook), restored with the service stopped."""
     out = []

@@ -10,7 +10,7 @@ from keel.core.roles import Declaration, Role
 from keel.core.secrets import RUN_DIR, SecretFile
 from keel.deploy.ops import config_file, live_check, restart_readers
 from keel.deploy.secrets import deliver
-from roles.storage.schema import Settings, cross_check
+from roles.storage.schema import Settings, cross_check, database
 
 # The app's unit reads it with EnvironmentFile= (see README: the contract with the app role).
 ENV_DEST = "app/storage.env"
@@ -28,11 +28,8 @@ def db_host(settings: Settings) -> str | None:
     return settings.storage_db_host or _first_address("db")
 
 
-def redis_url(settings: Settings) -> str | None:
-    redis = settings.storage_redis_host or _first_address("cache")
-    if not redis:
-        return None
-    return f"redis://{redis}:{settings.storage_redis_port}/{settings.storage_redis_db}"
+def redis_host(settings: Settings) -> str | None:
+    return settings.storage_redis_host or _first_address("cache")
 
 
 def env_file(settings: Settings, resolve: bool = True) -> SecretFile:
@@ -43,14 +40,50 @@ def env_file(settings: Settings, resolve: bool = True) -> SecretFile:
     uses: tuple[str, ...] = ()
     if settings.storage_backend == "s3" and settings.storage_s3_credentials == "secrets":
         uses = (settings.storage_s3_access_key_secret, settings.storage_s3_secret_key_secret)
-    elif settings.storage_backend == "postgresql":
-        uses = (settings.storage_db_password_secret,)
+    if database(settings) == "postgresql":
+        uses += (settings.storage_db_password_secret,)
+    if settings.storage_redis_user:
+        uses += (settings.storage_redis_password_secret,)
     return SecretFile(
         dest=ENV_DEST, template="storage/storage.env.j2", uses=uses,
-        context={"settings": settings, "db_host": db_host(settings),
-                 "redis_url": redis_url(settings)}
+        context={"settings": settings, "database": database(settings),
+                 "db_host": db_host(settings), "redis_host": redis_host(settings)}
         if resolve else {},
         owner=settings.storage_app_user, group=settings.storage_app_user, mode="0400")
+
+
+# What an app's Redis user may run: its own keys' reads and writes, no admin, no scripting.
+REDIS_COMMANDS = ["-@all", "+auth", "+hello", "+ping", "+client|setname", "+get", "+set",
+                  "+del", "+exists", "+expire", "+incr", "+incrby", "+lpush", "+rpop", "+llen"]
+
+
+def declares(settings: Settings, offers: dict) -> list[Declaration]:
+    """The logins DATABASE_URL and REDIS_URL carry, created by postgres and redis on the
+    inventory's db and cache hosts (not when storage_db_host / storage_redis_host name a
+    server outside the inventory); the local backend's DATA_DIR to the restic role on the same
+    host (app data backups)."""
+    out = []
+    if database(settings) == "postgresql" and not settings.storage_db_host:
+        user = settings.storage_db_user
+        out += [Declaration(role="postgres", key="postgres_roles", host="group:db", item={
+                    "name": user, "password_secret": settings.storage_db_password_secret}),
+                Declaration(role="postgres", key="postgres_databases", host="group:db",
+                            item={"name": settings.storage_db_name, "owner": user})]
+    if settings.storage_redis_user and not settings.storage_redis_host:
+        user = settings.storage_redis_user
+        out.append(Declaration(role="redis", key="redis_users", host="group:cache", item={
+            "name": user, "password_secret": settings.storage_redis_password_secret,
+            "keys": [f"~{user}:*"], "channels": [f"&{user}:*"], "commands": REDIS_COMMANDS}))
+    if settings.storage_backend == "local":  # its DATA_DIR, to restic on the same host
+        out.append(Declaration(role="restic", key="restic_sets",
+                               item={"name": "storage", "paths": [settings.storage_data_dir]}))
+    return out
+
+
+def offers(settings: Settings) -> dict:
+    """For roles that run the app (the agent): who it runs as and what it reads."""
+    return {"user": settings.storage_app_user, "uid": settings.storage_app_uid,
+            "env_file": ENV_PATH, "data_dir": settings.storage_data_dir}
 
 
 def secrets(settings: Settings) -> list[SecretFile]:
@@ -79,9 +112,12 @@ def check(settings: Settings, name: str):
 
 @deploy("storage")
 def apply(settings: Settings) -> None:
-    user = settings.storage_app_user
+    user, uid = settings.storage_app_user, settings.storage_app_uid
+    if uid is not None:
+        server.group(name=f"App group {user}", group=user, gid=uid, system=True)
     server.user(name=f"App user {user}", user=user, system=True, home="/nonexistent",
-                shell="/usr/sbin/nologin", create_home=False)
+                shell="/usr/sbin/nologin", create_home=False, uid=uid,
+                group=user if uid is not None else None)
     packages = ["python3", *CLIENTS[settings.storage_backend]]
     apt.packages(name=f"Install the {settings.storage_backend} client", packages=packages,
                  no_recommends=True)
@@ -107,13 +143,5 @@ def apply(settings: Settings) -> None:
         check(settings, name=f"Check storage backend {settings.storage_backend}")
 
 
-def declares(settings: Settings) -> list[Declaration]:
-    """The local backend's DATA_DIR, to the restic role on the same host (app data)."""
-    if settings.storage_backend != "local":
-        return []
-    return [Declaration(role="restic", key="restic_sets",
-                        item={"name": "storage", "paths": [settings.storage_data_dir]})]
-
-
 ROLE = Role(name="storage", settings=Settings, apply=apply, groups=("app",), secrets=secrets,
-            cross_check=cross_check, declares=declares)
+            cross_check=cross_check, declares=declares, offers=offers)
