@@ -159,21 +159,33 @@ def restore(config: dict, target: str) -> int:
             raise SystemExit(f"{target}: give the time with its zone (e.g. +00)")
         args += ["--type=time", f"--target={at.isoformat(sep=' ')}", "--target-action=promote",
                  f"--set={backup_set(config, at.timestamp())}"]
+    # Recovery without hot standby: with it, PostgreSQL refuses to replay WAL written while
+    # max_connections (or another such limit) was higher than the restored settings say
+    # ("insufficient parameter settings"), e.g. after the data lowered it. Reset once promoted.
+    args.append("--recovery-option=hot_standby=off")
     subprocess.run(["systemctl", "stop", config["unit"]], check=True)
     pgdata.mkdir(mode=0o700, exist_ok=True)
     os.chown(pgdata, *_postgres_ids())
     if pgbackrest(config, *args, "restore").returncode:
         raise SystemExit("pgbackrest restore failed (see /var/log/pgbackrest); PostgreSQL is "
                          "stopped")
-    subprocess.run(["systemctl", "start", config["unit"]], check=True)
+    # pg_ctl waits for connections, which a long recovery refuses past its timeout: the loop
+    # below waits for the promotion instead.
+    subprocess.run(["systemctl", "start", config["unit"]])
     for _ in range(600):
         try:
             if psql("select pg_is_in_recovery()") == "f":
+                # Back to the settings' hot_standby, in force (nothing left pending a restart).
+                psql("alter system reset hot_standby")
+                subprocess.run(["systemctl", "restart", config["unit"]], check=True)
                 log(f"restored to {target}; PostgreSQL accepts writes")
                 write_metrics(config)
                 return 0
         except subprocess.CalledProcessError:
             pass
+        if subprocess.run(["systemctl", "is-failed", "--quiet", config["unit"]]).returncode == 0:
+            raise SystemExit(f"PostgreSQL failed during recovery: see journalctl -u "
+                             f"{config['unit']} and /var/log/postgresql")
         time.sleep(1)
     raise SystemExit("PostgreSQL did not finish recovery within 10 minutes")
 
