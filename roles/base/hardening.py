@@ -175,7 +175,14 @@ def metrics(settings, current: dict) -> None:
     if not (settings.base_security_updates or settings.base_integrity):
         return
     integrity = settings.base_integrity
+    script = config_file("base", "keel-base-metrics", METRICS_SCRIPT, mode="0755",
+                         name="Install the base metrics script", integrity=integrity,
+                         metrics_dir=settings.base_metrics_dir)
     if integrity:
+        # Packages change /usr/bin legitimately; debsums checks those against the packages'
+        # own sums, so AIDE takes a new baseline after each dpkg run.
+        config_file("base", "99keel-aide", "/etc/apt/apt.conf.d/99keel-aide",
+                    name="AIDE: new baseline after package changes", script=METRICS_SCRIPT)
         aide = config_file("base", "aide.conf", "/etc/aide/keel.conf", mode="0600",
                            name="AIDE: keel's scope", settings=settings)
         if aide.will_change or not current["aide_db"]:
@@ -183,9 +190,6 @@ def metrics(settings, current: dict) -> None:
                 "install -d -m 0700 /var/lib/aide",
                 "aide --config /etc/aide/keel.conf --init >/dev/null",
                 "mv /var/lib/aide/keel.db.new /var/lib/aide/keel.db"])
-    script = config_file("base", "keel-base-metrics", METRICS_SCRIPT, mode="0755",
-                         name="Install the base metrics script", integrity=integrity,
-                         metrics_dir=settings.base_metrics_dir)
     unit = config_file("base", "keel-base-metrics.service",
                        "/etc/systemd/system/keel-base-metrics.service",
                        name="Install keel-base-metrics.service", script=METRICS_SCRIPT)
@@ -196,8 +200,10 @@ def metrics(settings, current: dict) -> None:
                           _if=any_changed(unit, timer))
     service(name="Run the base metrics timer", service="keel-base-metrics.timer",
             running=True, enabled=True)
-    systemd.service(name="Write base metrics now", service="keel-base-metrics", running=None,
-                    restarted=True, _if=any_changed(script, unit))
+    # In the background: debsums and AIDE take a while, and the run need not wait for them.
+    server.shell(name="Write base metrics now",
+                 commands=["systemctl start --no-block keel-base-metrics.service"],
+                 _if=any_changed(script, unit))
 
 
 # Debian 12's /etc/login.defs (login 1:4.13), its effective lines; keel's values go over it.

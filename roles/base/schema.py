@@ -259,9 +259,11 @@ class Settings(RoleSettings):
         "daily", description="systemd OnCalendar of the integrity and update-state check."
     )
     base_aide_paths: list[Annotated[str, Field(pattern=r"^/.+")]] = Field(
-        ["/usr/bin", "/usr/sbin", "/usr/local", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d",
-         "/etc/pam.d", "/etc/passwd", "/etc/group", "/etc/shadow"],
-        description="What AIDE watches (small on purpose: its first scan is on converge).",
+        ["/usr/bin", "/usr/sbin", "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d", "/etc/pam.d"],
+        description=(
+            "What AIDE watches (small: its first scan is on converge). Package installs "
+            "re-baseline it (debsums covers package files)."
+        ),
     )
     base_cron_allow: list[Name] = Field(
         ["root"], description="Users in /etc/cron.allow and /etc/at.allow; []: not managed."

@@ -146,6 +146,9 @@ def test_no_pending_security_update(host):
 
 def test_metrics_and_integrity(host):
     assert host.service("keel-base-metrics.timer").is_enabled
+    # The converge starts the first check in the background.
+    host.run("for i in $(seq 120); do systemctl is-active -q keel-base-metrics.service || "
+             "break; sleep 1; done")
     prom = host.file("/var/lib/prometheus/node-exporter/keel_base.prom").content_string
     for metric in ("keel_base_reboot_required 0", "keel_base_needrestart_services",
                    "keel_base_debsums_changed_files 0", "keel_base_aide_changed 0",
