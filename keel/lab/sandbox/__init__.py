@@ -353,7 +353,8 @@ def _start_with_fixed_address(name: str, argv: list[str], tag: str, pub: Path) -
             if proc.returncode == 0:
                 return
             podman("rm", "-f", "-t", "0", container, check=False)
-        if b"in use" not in proc.stderr and b"already allocated" not in proc.stderr:
+        # Taken by a host of another namespace (same name, same slot): CNI says "not available".
+        if not any(m in proc.stderr for m in (b"in use", b"already allocated", b"not available")):
             raise KeelError(f"podman create/start {name} failed: {proc.stderr.decode().strip()}")
     raise KeelError(f"no free address left in {SUBNET}")
 
