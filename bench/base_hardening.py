@@ -1,0 +1,90 @@
+"""What base's hardening costs on a host's first converge (deploys/base.py alone, over SSH).
+
+    python bench/base_hardening.py [--prefix bh-] [--out bench/results/base_hardening.json]
+                                   [--old-image TAG] [--baseline-root DIR]
+
+Cases, each on a fresh sandbox host:
+- `test_image`: keel's current sandbox image (it carries bookworm's security updates and
+  base's hardening packages): what every test module pays for base;
+- `bare_image` (with --old-image, an image of keel's recipe before the hardening: debootstrap
+  bookworm main only): a real fresh host, security upgrades and hardening packages included;
+- `before_hardening` (with --baseline-root, a checkout of keel before the hardening, e.g. a
+  worktree of main): that base on the test image, the floor the others are compared with.
+
+Each case: first converge, second converge (must change nothing), plan; and the time of the
+first integrity check (debsums, AIDE) on the host. Measures only; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from keel import ROOT
+from keel.lab import sandbox
+from keel.lab.testing import Harness, ssh
+
+DATA = ROOT / "roles/base/tests/data.py"
+
+
+def timed_run(harness: Harness, inventory: Path, root: Path, **kwargs) -> tuple[float, dict]:
+    env = {"PYTHONPATH": str(root)}
+    start = time.monotonic()
+    run = harness.run(inventory, "deploys/base.py", env=env, **kwargs)
+    seconds = round(time.monotonic() - start, 1)
+    if run.returncode:
+        raise SystemExit(f"run failed:\n{run.stderr[-3000:]}")
+    return seconds, run.changed()
+
+
+def case(label: str, name: str, image: str | None, root: Path, workdir: Path) -> dict:
+    host = sandbox.up([name], fresh=True, image=image, log=lambda m: None)[0]
+    try:
+        harness = Harness(workdir / label)
+        inventory = harness.inventory({"app": [host], "peers": [host]}, data_files=[DATA])
+        first, _ = timed_run(harness, inventory, root)
+        second, changed = timed_run(harness, inventory, root)
+        plan, planned = timed_run(harness, inventory, root, dry=True, diff=True)
+        check = None
+        if ssh(host, "test -x /usr/local/sbin/keel-base-metrics").returncode == 0:
+            ssh(host, "while systemctl is-active -q keel-base-metrics; do sleep 1; done", 600)
+            start = time.monotonic()
+            ssh(host, "systemctl start keel-base-metrics", timeout=600)
+            check = round(time.monotonic() - start, 1)
+        result = {"first": first, "second": second, "plan": plan, "integrity_check": check,
+                  "second_changed": changed, "plan_changed": planned}
+        print(f"{label}: {result}", file=sys.stderr, flush=True)
+        return result
+    finally:
+        sandbox.down([name])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prefix", default="bh-")
+    parser.add_argument("--old-image")
+    parser.add_argument("--baseline-root", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results/base_hardening.json")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="keel-bench-base-"))
+    results = {"load_before": os.getloadavg()[0],
+               "test_image": case("test_image", args.prefix + "t1", None, ROOT, workdir)}
+    if args.old_image:
+        results["bare_image"] = case("bare_image", args.prefix + "b1", args.old_image, ROOT,
+                                     workdir)
+    if args.baseline_root:
+        results["before_hardening"] = case("before_hardening", args.prefix + "p1", None,
+                                           args.baseline_root.resolve(), workdir)
+    results["load_after"] = os.getloadavg()[0]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
