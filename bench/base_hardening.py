@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,19 +28,23 @@ from pathlib import Path
 
 from keel import ROOT
 from keel.lab import sandbox
-from keel.lab.testing import Harness, ssh
+from keel.lab.testing import BIN, Harness, Run, ssh
 
 DATA = ROOT / "roles/base/tests/data.py"
 
 
-def timed_run(harness: Harness, inventory: Path, root: Path, **kwargs) -> tuple[float, dict]:
-    env = {"PYTHONPATH": str(root)}
+def timed_run(inventory: Path, root: Path, dry: bool = False) -> tuple[float, dict]:
+    """pyinfra as the harness runs it, from `root` (this checkout or the baseline's)."""
+    argv = [str(BIN / "pyinfra"), *(["--dry", "--diff"] if dry else ["-y"]), "--json",
+            str(inventory), "deploys/base.py"]
     start = time.monotonic()
-    run = harness.run(inventory, "deploys/base.py", env=env, **kwargs)
+    proc = subprocess.run(argv, cwd=root, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(root)}, timeout=1800)
     seconds = round(time.monotonic() - start, 1)
-    if run.returncode:
-        raise SystemExit(f"run failed:\n{run.stderr[-3000:]}")
-    return seconds, run.changed()
+    if proc.returncode:
+        raise SystemExit(f"run failed:\n{proc.stderr[-3000:]}")
+    return seconds, Run(argv, proc.returncode, proc.stdout, proc.stderr,
+                        json.loads(proc.stdout)).changed()
 
 
 def case(label: str, name: str, image: str | None, root: Path, workdir: Path) -> dict:
@@ -47,9 +52,9 @@ def case(label: str, name: str, image: str | None, root: Path, workdir: Path) ->
     try:
         harness = Harness(workdir / label)
         inventory = harness.inventory({"app": [host], "peers": [host]}, data_files=[DATA])
-        first, _ = timed_run(harness, inventory, root)
-        second, changed = timed_run(harness, inventory, root)
-        plan, planned = timed_run(harness, inventory, root, dry=True, diff=True)
+        first, _ = timed_run(inventory, root)
+        second, changed = timed_run(inventory, root)
+        plan, planned = timed_run(inventory, root, dry=True)
         check = None
         if ssh(host, "test -x /usr/local/sbin/keel-base-metrics").returncode == 0:
             ssh(host, "while systemctl is-active -q keel-base-metrics; do sleep 1; done", 600)
