@@ -75,7 +75,8 @@ def test_sshd_baseline_settings(host):
         "kexalgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,",
         "maxauthtries 3", "maxsessions 10", "clientaliveinterval 300", "clientalivecountmax 2",
         "logingracetime 30", "allowagentforwarding no", "allowtcpforwarding no",
-        "x11forwarding no", "permittunnel no", "loglevel VERBOSE", "allowgroups root\n", "allowgroups admins\n",
+        "x11forwarding no", "permittunnel no", "loglevel VERBOSE", "allowgroups root\n",
+        "allowgroups admins\n",
         "banner /etc/issue.net",
     ]
     for line in expected:
