@@ -73,7 +73,9 @@ def _ssh_with(target, *options):
     import subprocess
 
     return subprocess.run(
-        ["ssh", "-F", str(sandbox.ssh_config()), *options, f"root@{target.address}", "true"],
+        # LogLevel INFO: the sandbox's ssh_config (ERROR) would hide why a connection fails.
+        ["ssh", "-F", str(sandbox.ssh_config()), "-o", "LogLevel=INFO", *options,
+         f"root@{target.address}", "true"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
 
 
