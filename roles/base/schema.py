@@ -299,8 +299,6 @@ class Settings(RoleSettings):
             "kernel.yama.ptrace_scope": 1,
             "kernel.sysrq": 0,
             "kernel.kexec_load_disabled": 1,
-            "fs.protected_fifos": 2,
-            "fs.protected_regular": 2,
         },
         description=(
             "Kernel hardening (sysctl.d); applied where /proc/sys is writable (not in containers)."
