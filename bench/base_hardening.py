@@ -77,17 +77,18 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/base_hardening.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="keel-bench-base-"))
-    results = {"load_before": os.getloadavg()[0],
-               "test_image": case("test_image", args.prefix + "t1", None, ROOT, workdir)}
-    if args.old_image:
-        results["bare_image"] = case("bare_image", args.prefix + "b1", args.old_image, ROOT,
-                                     workdir)
+    cases = [("test_image", "t1", None, ROOT)]
     if args.baseline_root:
-        results["before_hardening"] = case("before_hardening", args.prefix + "p1", None,
-                                           args.baseline_root.resolve(), workdir)
-    results["load_after"] = os.getloadavg()[0]
+        cases.append(("before_hardening", "p1", None, args.baseline_root.resolve()))
+    if args.old_image:
+        cases.append(("bare_image", "b1", args.old_image, ROOT))
+    results = {"load_before": os.getloadavg()[0]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    for label, short, image, root in cases:
+        results[label] = case(label, args.prefix + short, image, root, workdir)
+        results["load_after"] = os.getloadavg()[0]
+        # After each case, so a cut-short run keeps what it measured.
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
