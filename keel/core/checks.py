@@ -187,40 +187,43 @@ def secret_files(fleet: Fleet, host: HostData) -> list[tuple[str, Any]]:
 def secrets_present(fleet: Fleet, decrypt: bool) -> list[Problem]:
     """Every secret the hosts' roles need exists in secrets/<env>.yaml and (if decrypt) opens
     with the operator's identity: checked before any host is touched."""
-    problems, seen = [], set()
+    problems, readable = [], {}
     for host_data in fleet.hosts:
         env = host_data.env
         source = f"secrets/{env}.yaml"
         missing: dict[str, Problem] = {}
         for name, file in secret_files(fleet, host_data):
             for secret in file.names:
-                if secret not in store.names(env):
-                    # Which data key chose it: the file says, or a top-level key of the
-                    # role has it as its value.
-                    key = file.named_by.get(secret) or next(
-                        (k for k in role(name).keys if host_data.values.get(k) == secret),
-                        secret)
-                    key, declarer = fleet.data_key(host_data, name, key)
-                    problem = Problem(
-                        host_data.name, key,
-                        role(declarer).source + " (declared)" if declarer else
-                        host_data.sources.get(re.split(r"[\[.]", key)[0], source),
-                        f"secret {secret} (needed by role {name}) is not set in {source}; "
-                        f"set it with `keel secrets set {env} {secret}`")
-                    # One line per secret, at the key that chose it: set by data over a
-                    # default, a role's own key over an entry of a list (a login another
-                    # role declared names its secret in its own key too).
-                    if secret not in missing or _rank(problem) < _rank(missing[secret]):
-                        missing[secret] = problem
-                elif decrypt and (env, secret) not in seen:
-                    seen.add((env, secret))
-                    try:
-                        store.value(env, secret)
-                    except KeelError as exc:
-                        problems.append(Problem(host_data.name, secret, source, str(exc)))
-                        if "identity" in str(exc):
-                            return problems  # one identity problem says it all
+                # Which data key chose it: the file says, or a top-level key of the role has
+                # it as its value.
+                key = file.named_by.get(secret) or next(
+                    (k for k in role(name).keys if host_data.values.get(k) == secret), secret)
+                key, declarer = fleet.data_key(host_data, name, key)
+                if secret in store.names(env):
+                    # Secrets the data chose are opened before those roles declared.
+                    readable.setdefault((env, secret), (declarer is not None, host_data.name))
+                    continue
+                problem = Problem(
+                    host_data.name, key,
+                    role(declarer).source + " (declared)" if declarer else
+                    host_data.sources.get(re.split(r"[\[.]", key)[0], source),
+                    f"secret {secret} (needed by role {name}) is not set in {source}; "
+                    f"set it with `keel secrets set {env} {secret}`")
+                # One line per secret, at the key that chose it: set by data over a default,
+                # a role's own key over an entry of a list (a login another role declared
+                # names its secret in its own key too).
+                if secret not in missing or _rank(problem) < _rank(missing[secret]):
+                    missing[secret] = problem
         problems.extend(missing.values())
+    if not decrypt:
+        return problems
+    for (env, secret), (_, host_name) in sorted(readable.items(), key=lambda i: i[1][0]):
+        try:
+            store.value(env, secret)
+        except KeelError as exc:
+            problems.append(Problem(host_name, secret, f"secrets/{env}.yaml", str(exc)))
+            if "identity" in str(exc):
+                return problems  # one identity problem says it all
     return problems
 
 

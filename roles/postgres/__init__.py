@@ -170,7 +170,7 @@ def _drop(settings, cluster) -> None:
     for db in settings.postgres_databases:
         if db.state == "absent" and db.name in current["databases"]:
             dropped.add(db.name)
-            server.shell(name=f"Drop database {db.name} (confirmed in settings)",
+            server.shell(name=f"Drop database {db.name} (confirmed in data)",
                          commands=[psql(f"DROP DATABASE {plan.ident(db.name)} WITH (FORCE)")])
     for role in settings.postgres_roles:
         if role.state == "absent" and role.name in current["roles"]:

@@ -328,15 +328,25 @@ def _lock():
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _addresses_in_use() -> set[str]:
+    """Addresses of every running container on the sandbox network, in any namespace."""
+    ids = podman("ps", "-q", "--filter", f"network={NETWORK}").stdout.split()
+    if not ids:
+        return set()
+    found = json.loads(podman("inspect", *[i.decode() for i in ids], check=False).stdout or b"[]")
+    return {entry["NetworkSettings"]["Networks"][NETWORK]["IPAddress"] for entry in found
+            if NETWORK in entry["NetworkSettings"].get("Networks", {})}
+
+
 def _start_with_fixed_address(name: str, argv: list[str], tag: str, pub: Path) -> None:
     """Create and start with a fixed address, so a restart (a reboot) keeps it: hosts and
     inventories know each other by address. Starts from a slot derived from the name; skips
     taken ones. podman allocates the address at start, and hosts made elsewhere (molecule's)
     take theirs without keel's lock, so a start that finds it taken moves on too."""
-    taken = {h.address for h in hosts().values() if h.address}
+    taken = _addresses_in_use()
     network = ipaddress.ip_network(SUBNET)
     slots = list(network.hosts())[9:250]
-    digest = hashlib.sha256(name.encode()).digest()
+    digest = hashlib.sha256((f"{namespace()}/{name}" if namespace() else name).encode()).digest()
     start = int.from_bytes(digest, "big") % len(slots)
     # A fixed MAC too: the controller's ARP entry for the address stays right when the host
     # is recreated (with a new MAC it kept the old one for up to a minute: "sshd does not
@@ -353,8 +363,8 @@ def _start_with_fixed_address(name: str, argv: list[str], tag: str, pub: Path) -
             if proc.returncode == 0:
                 return
             podman("rm", "-f", "-t", "0", container, check=False)
-        # Taken by a host of another namespace (same name, same slot): CNI says "not available".
-        if not any(m in proc.stderr for m in (b"in use", b"already allocated", b"not available")):
+        if not any(words in proc.stderr for words in
+                   (b"in use", b"already allocated", b"is not available")):
             raise KeelError(f"podman create/start {name} failed: {proc.stderr.decode().strip()}")
     raise KeelError(f"no free address left in {SUBNET}")
 
