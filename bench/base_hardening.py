@@ -73,16 +73,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prefix", default="bh-")
     parser.add_argument("--old-image")
+    parser.add_argument("--skip-test-image", action="store_true")
     parser.add_argument("--baseline-root", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/base_hardening.json")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="keel-bench-base-"))
-    cases = [("test_image", "t1", None, ROOT)]
+    cases = [] if args.skip_test_image else [("test_image", "t1", None, ROOT)]
     if args.baseline_root:
         cases.append(("before_hardening", "p1", None, args.baseline_root.resolve()))
     if args.old_image:
         cases.append(("bare_image", "b1", args.old_image, ROOT))
-    results = {"load_before": os.getloadavg()[0]}
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    results["load_before"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for label, short, image, root in cases:
         results[label] = case(label, args.prefix + short, image, root, workdir)
