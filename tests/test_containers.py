@@ -18,7 +18,8 @@ import urllib.request
 import pytest
 from containers_data import secret_values, stack
 
-from keel import ROOT, rollout
+from keel import ROOT
+from keel.cli import rollout
 from keel.lab.testing import BIN, run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox

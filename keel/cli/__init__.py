@@ -110,7 +110,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace):
-    from keel import plan
+    from keel.cli import plan
     from keel.core.inventory import inventory_path
 
     inventory = inventory_path(args.env)
@@ -118,7 +118,7 @@ def _plan(args: argparse.Namespace):
 
 
 def _plan_cmd(args: argparse.Namespace) -> int:
-    from keel import plan
+    from keel.cli import plan
 
     inventory, result = _plan(args)
     markdown, document = plan.write(result, Path(args.out), inventory.stem)
@@ -248,7 +248,7 @@ def _edit(env: str) -> None:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from keel import rollout
+    from keel.cli import rollout
 
     print(rollout.status_table(rollout.status(rollout.inventory_path(args.inventory),
                                               args.limit or [])))
@@ -256,7 +256,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _rollout(args: argparse.Namespace) -> int:
-    from keel import rollout
+    from keel.cli import rollout
 
     result = rollout.rollout(rollout.inventory_path(args.inventory), group=args.group,
                              batch=args.batch, rollback=args.rollback,
