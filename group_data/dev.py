@@ -8,3 +8,5 @@ base_admin_users = [
 ]
 # A developer's VM installs upgrades when the developer says so.
 base_unattended_upgrades = False
+# The agent behind the edge, with a certificate from the environment's CA (`keel ca init dev`).
+agent_server_name = "agents.dev.internal"

@@ -11,3 +11,5 @@ container_runtime_oci_runtime = "crun"
 container_runtime_cgroup_manager = "cgroupfs"
 container_runtime_storage_driver = "fuse-overlayfs"
 container_runtime_host_images = ["localhost/keel/debian-host:12"]
+# The agent behind the edge, with a certificate from the sandbox's CA.
+agent_server_name = "agents.sandbox.internal"

@@ -9,16 +9,12 @@ base_admin_users = [
 ]
 # sshd answers the private network and the operators' VPN only.
 base_sshd_sources = ["10.10.0.0/16", "203.0.113.0/28"]
-# The agents' HTTPS front (edge, on the app hosts), with certificates from Let's Encrypt.
-edge_upstreams = {"agents": {"group": "app", "port": 8080}}
-edge_vhosts = [
-    {"name": "agents", "server_name": "agents.staging.example.net", "upstream": "agents",
-     "tls": "acme"},
-]
 edge_acme = {"server": "https://acme-staging-v02.api.letsencrypt.org/directory",
              "email": "ops@example.net"}
-# The agents' storage in PostgreSQL on the db host (storage's defaults name this role, its
-# database and the secret postgres_app_password).
+# The agent behind the edge, with a certificate from Let's Encrypt (edge_acme).
+agent_server_name = "agents.staging.example.net"
+agent_tls = "acme"
+# A real deployment runs the agent image its registry holds (same contract as
+# roles/agent/image): agent_image = "registry.example.net/keel/agent:1.0".
+# Transcripts in PostgreSQL on the db host (storage declares the login and the database).
 storage_backend = "postgresql"
-postgres_roles = [{"name": "app", "password_secret": "postgres_app_password"}]
-postgres_databases = [{"name": "app", "owner": "app"}]

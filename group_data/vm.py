@@ -11,7 +11,6 @@ base_default_user_lock = True
 base_sshd_permit_root_login = "no"
 # Time only from the controller (QEMU maps 10.0.2.2 to its loopback): no outside NTP traffic.
 base_ntp_servers = ["10.0.2.2"]
-# All in one: the edge fronts the app on this same host, with a certificate from the
+# All in one: the edge fronts the agent on this same host, with a certificate from the
 # environment's internal CA (`keel ca init vm`).
-edge_upstreams = {"app": {"group": "app", "port": 8000, "via": "loopback"}}
-edge_vhosts = [{"name": "app", "server_name": "app.vm.internal", "upstream": "app"}]
+agent_server_name = "agents.vm.internal"

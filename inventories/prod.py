@@ -11,7 +11,8 @@ globals().update(groups("prod", {
         ("app1", {"ssh_hostname": "app1.prod.example.net", "keel_address": "10.20.1.11"}),
         ("app2", {"ssh_hostname": "app2.prod.example.net", "keel_address": "10.20.1.12"}),
     ],
-    # nginx in front of the agents, on the app hosts.
+    # The agent (roles/agent) on each app host, behind nginx on the same host.
+    "agent": ["app1", "app2"],
     "edge": ["app1", "app2"],
     "db": [("db1", {"ssh_hostname": "db1.prod.example.net", "keel_address": "10.20.2.11"})],
     "cache": [

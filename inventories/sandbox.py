@@ -13,8 +13,8 @@ from keel.core.inventory import groups
 from keel.lab import sandbox
 
 _PREFIX = os.environ.get("KEEL_SANDBOX_PREFIX", "")
-_LAYOUT = {"app": ["app1", "app2"], "edge": ["app1", "app2"], "db": ["db1"], "cache": ["cache1"],
-           "mon": ["mon1"]}
+_LAYOUT = {"app": ["app1", "app2"], "agent": ["app1", "app2"], "edge": ["app1", "app2"],
+           "db": ["db1"], "cache": ["cache1"], "mon": ["mon1"]}
 _running = {name: h for name, h in sandbox.hosts().items() if h.address}
 
 globals().update(groups("sandbox", {

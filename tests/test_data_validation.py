@@ -202,6 +202,14 @@ CASES = {
     "prometheus retention in words": Case(
         {"prometheus_retention_time": "two weeks"}, "prometheus_retention_time",
         "match pattern", groups=("mon",)),
+    "alertmanager route to an unknown receiver": Case(
+        {"alertmanager_routes": [{"severity": "critical", "receiver": "pager"}]},
+        "alertmanager_routes", "receiver 'pager' is not in alertmanager_receivers ['default']",
+        groups=("mon",)),
+    "alertmanager email without a smarthost": Case(
+        {"alertmanager_receivers": [{"name": "default", "email_to": ["ops@example.net"]}]},
+        "alertmanager_smtp", "an email receiver (email_to) needs a smarthost here",
+        groups=("mon",), source="roles/alertmanager/schema.py (default)"),
     "pg_hba source names no group": Case(
         {"postgres_hba": [{"sources": ["group:nosuch"]}]}, "postgres_hba",
         "'group:nosuch' names a group with no hosts", groups=("db",), across=True),

@@ -1,10 +1,12 @@
 """Monitoring on a 5-host sandbox (mon, db, cache, app x2 also in edge): keel's postgres and
 redis roles with the exporters' logins from group_data, exporters, firewall, Prometheus targets
-and alerts (edge's included), promtool gating reloads. One converge (plus idempotence run and
-plan)."""
+and alerts (edge's included), promtool gating reloads, Alertmanager delivering a real failure to
+a webhook (firing, then resolved) and amtool gating its reloads. One converge (plus idempotence
+run and plan)."""
 
 import json
 import secrets as random
+import shlex
 import subprocess
 import time
 
@@ -16,14 +18,17 @@ from keel.lab.testing import ssh
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/monitoring.py"
 DATA = ROOT / "roles/prometheus/tests/data.py"
+# Alertmanager's test data: critical alerts to a webhook on m-mon1's loopback, port 9199.
+ALERTING = ROOT / "roles/alertmanager/tests/data.py"
 NAMES = ("m-mon1", "m-db1", "m-cache1", "m-app1", "m-app2")
 GROUPS = {"mon": ["m-mon1"], "db": ["m-db1"], "cache": ["m-cache1"], "app": ["m-app1", "m-app2"],
           "edge": ["m-app1", "m-app2"]}
 # host -> exporter ports it serves
-EXPORTERS = {"m-mon1": [9100], "m-db1": [9100, 9187], "m-cache1": [9100, 9121],
+EXPORTERS = {"m-mon1": [9100, 9093], "m-db1": [9100, 9187], "m-cache1": [9100, 9121],
              "m-app1": [9100], "m-app2": [9100]}
 PASSWORDS = {"postgres_monitor_password": random.token_hex(16),
-             "redis_exporter_password": random.token_hex(16)}
+             "redis_exporter_password": random.token_hex(16),
+             "alertmanager_smtp_password": random.token_hex(16)}
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +41,7 @@ def inventory(harness, hosts, secrets_env):
     for name, value in PASSWORDS.items():
         secrets_env.set(name, value)
     return harness.inventory({g: [hosts[n] for n in names] for g, names in GROUPS.items()},
-                             data_files=[DATA])
+                             data_files=[DATA, ALERTING])
 
 
 @pytest.fixture(scope="module")
@@ -156,18 +161,19 @@ def test_exporters_refused_from_every_other_host(converged, hosts):
 def test_prometheus_targets_all_up_with_labels(converged, hosts):
     def targets():
         active = _api(hosts, "targets?state=active")["activeTargets"]
-        return active if len(active) == 8 and all(t["health"] == "up" for t in active) else None
+        return active if len(active) == 9 and all(t["health"] == "up" for t in active) else None
 
     active = _wait(targets, timeout=30)
     assert active, _api(hosts, "targets?state=active")
     jobs = sorted((t["labels"]["job"], t["labels"]["host"]) for t in active)
     assert jobs == sorted([("node", n) for n in NAMES] + [("postgres", "m-db1"),
-                          ("redis", "m-cache1"), ("prometheus", "m-mon1")])
+                          ("redis", "m-cache1"), ("prometheus", "m-mon1"),
+                          ("alertmanager", "m-mon1")])
     app = next(t for t in active if t["labels"]["host"] == "m-app1")
     assert app["labels"]["env"] == "sandbox" and app["labels"]["group"] == "app"
     # Series of Debian's default config (first install, before keel's restart) lack `host`.
     up = _api(hosts, "query?query=up{host!=%22%22}")["result"]
-    assert len(up) == 8 and all(r["value"][1] == "1" for r in up), up
+    assert len(up) == 9 and all(r["value"][1] == "1" for r in up), up
 
 
 def test_app_hosts_report_systemd_units(converged, hosts):
@@ -230,7 +236,7 @@ def test_rules_change_reloads_and_bad_rule_fails_at_promtool(converged, harness,
     good = {"prometheus_rules": [{"name": "extra", "rules": [
         {"record": "keel:up:sum", "expr": "sum(up)"}]}]}
     inv = harness.inventory({g: [hosts[n] for n in names] for g, names in GROUPS.items()},
-                            data_files=[DATA], data=good, name="good")
+                            data_files=[DATA, ALERTING], data=good, name="good")
     run = harness.converge(inv, "deploys/prometheus.py", args=mon)
     assert run.changed()["m-mon1"] == ["prometheus | Stage alert rules from data",
                                        "prometheus | Check config and rules (promtool), "
@@ -241,7 +247,7 @@ def test_rules_change_reloads_and_bad_rule_fails_at_promtool(converged, harness,
     bad = {"prometheus_rules": [{"name": "broken", "rules": [
         {"alert": "Broken", "expr": "up ==== 1"}]}]}
     inv = harness.inventory({g: [hosts[n] for n in names] for g, names in GROUPS.items()},
-                            data_files=[DATA], data=bad, name="bad")
+                            data_files=[DATA, ALERTING], data=bad, name="bad")
     for _ in range(2):  # the second run checks again: a failed check is never forgotten
         run = harness.run(inv, "deploys/prometheus.py", args=mon)
         assert run.returncode != 0
@@ -253,3 +259,85 @@ def test_rules_change_reloads_and_bad_rule_fails_at_promtool(converged, harness,
     assert _prometheus_pid(hosts) == pid
     reload_ok = _api(hosts, "query?query=prometheus_config_last_reload_successful")["result"]
     assert reload_ok[0]["value"][1] == "1"
+
+
+# A webhook receiver: appends each POST body (one JSON document a line) to HOOK_LOG.
+HOOK_LOG = "/var/tmp/keel-hook.jsonl"
+HOOK = ("import http.server, json\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_POST(self):\n"
+        "        body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))\n"
+        f"        with open('{HOOK_LOG}', 'a') as f:\n"
+        "            f.write(json.dumps(body) + '\\n')\n"
+        "        self.send_response(200)\n"
+        "        self.end_headers()\n"
+        "http.server.HTTPServer(('127.0.0.1', 9199), H).serve_forever()\n")
+
+
+def _notifications(mon, alertname: str, status: str) -> list[dict]:
+    """The alerts named `alertname` in state `status` the webhook has received so far."""
+    lines = ssh(mon, f"cat {HOOK_LOG} 2>/dev/null").stdout.splitlines()
+    return [alert for line in lines for alert in json.loads(line)["alerts"]
+            if alert["labels"]["alertname"] == alertname and alert["status"] == status]
+
+
+def test_stopped_postgres_reaches_the_webhook_then_resolves(converged, hosts):
+    mon, db = hosts["m-mon1"], hosts["m-db1"]
+    ssh(mon, f"rm -f {HOOK_LOG}; systemctl stop keel-test-hook 2>/dev/null; "
+             f"systemd-run --unit=keel-test-hook python3 -c {shlex.quote(HOOK)}")
+    assert _wait(lambda: ssh(mon, "ss -ltn | grep -q 127.0.0.1:9199").returncode == 0, 10)
+    started = time.monotonic()
+    ssh(db, "systemctl stop postgresql")
+    # PostgresDown's `for` is 4s (test data), group_wait 1s; scrapes and evaluations every 2s.
+    firing = _wait(lambda: _notifications(mon, "PostgresDown", "firing"), timeout=40)
+    took = time.monotonic() - started
+    assert firing, ssh(mon, f"cat {HOOK_LOG}; journalctl -u prometheus-alertmanager -n 20").stdout
+    assert firing[0]["labels"]["host"] == "m-db1" and firing[0]["labels"]["severity"] == "critical"
+    assert "First check:" in firing[0]["annotations"]["runbook"]
+    print(f"PostgresDown reached the webhook {took:.0f}s after postgresql stopped")
+    ssh(db, "systemctl start postgresql")
+    resolved = _wait(lambda: _notifications(mon, "PostgresDown", "resolved"), timeout=40)
+    assert resolved and resolved[0]["labels"]["host"] == "m-db1", \
+        ssh(mon, f"cat {HOOK_LOG}").stdout
+    print(f"resolved {time.monotonic() - started - took:.0f}s after postgresql started")
+    # Warnings go by email: their route is not the webhook's.
+    lines = ssh(mon, f"cat {HOOK_LOG}").stdout.splitlines()
+    assert all(json.loads(line)["receiver"] == "hook" and
+               all(a["labels"]["severity"] == "critical" for a in json.loads(line)["alerts"])
+               for line in lines)
+
+
+def test_smtp_password_only_in_tmpfs(converged, hosts):
+    mon = hosts["m-mon1"]
+    password = PASSWORDS["alertmanager_smtp_password"]
+    # Not on disk outside /run (tmpfs), not in any process's argv (grep reads it from stdin).
+    assert _login(mon, "grep -rlsF -f - /etc /var /root /tmp /usr/local", password) == ""
+    assert password not in ssh(mon, "ps -eo args").stdout
+    assert _login(mon, "grep -cF -f - /run/keel/secrets/alertmanager/smtp_password", password) \
+        == "1"
+    assert ssh(mon, "stat -c '%U %a' /run/keel/secrets/alertmanager/smtp_password; "
+                    "findmnt -no FSTYPE -T /run/keel/secrets").stdout.split() == \
+        ["prometheus", "400", "tmpfs"]
+
+
+def _alertmanager_pid(hosts):
+    return ssh(hosts["m-mon1"],
+               "systemctl show -p MainPID --value prometheus-alertmanager").stdout.strip()
+
+
+def test_bad_alertmanager_config_refused_before_reload(converged, harness, hosts):
+    mon = hosts["m-mon1"]
+    pid = _alertmanager_pid(hosts)
+    before = ssh(mon, "cat /etc/prometheus/alertmanager.yml").stdout
+    # Valid data to keel's schema, refused by Alertmanager itself.
+    inv = harness.inventory({g: [hosts[n] for n in names] for g, names in GROUPS.items()},
+                            data_files=[DATA, ALERTING],
+                            data={"alertmanager_repeat_interval": "0s"}, name="bad_am")
+    for _ in range(2):  # the second run checks again: a failed check is never forgotten
+        run = harness.run(inv, "deploys/alertmanager.py", args=["--limit", "m-mon1"])
+        assert run.returncode != 0
+        assert "repeat_interval cannot be zero" in run.output
+    assert ssh(mon, "cat /etc/prometheus/alertmanager.yml").stdout == before
+    assert _alertmanager_pid(hosts) == pid
+    status = json.loads(_get(mon, f"http://{mon.address}:9093/api/v2/status"))
+    assert "repeat_interval: 4h" in status["config"]["original"]

@@ -17,6 +17,7 @@ import threading
 
 import claude_cache
 import pytest
+from s3_server import BUCKET, MOTO
 
 from keel import ROOT
 from keel.lab.sandbox import Host
@@ -27,27 +28,6 @@ DEPLOY = "tests/deploys/storage_app.py"
 QUICK = {"KEEL_TEST_BASE": "0"}  # base and secrets already converged on the hosts
 ENV = "/run/keel/secrets/app/storage.env"
 CLAUDE_ENV = "/etc/keel/app/claude-cli.env"
-BUCKET = "keel-agent"
-# moto's S3 server on the db host, with the bucket the app uses.
-MOTO = f"""set -e
-export DEBIAN_FRONTEND=noninteractive
-apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-python3 -m venv /opt/moto
-# pip needs the CA bundle the sandbox image carries (a trait of this test machine).
-PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/moto/bin/pip install -q 'moto[server]'
-systemd-run --unit=keel-moto /opt/moto/bin/moto_server -H 0.0.0.0 -p 5000
-/opt/moto/bin/python - <<'PY'
-import time, boto3
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:5000", region_name="us-east-1",
-                  aws_access_key_id="x", aws_secret_access_key="x")
-for _ in range(100):
-    try:
-        s3.create_bucket(Bucket="{BUCKET}")
-        break
-    except Exception:
-        time.sleep(0.2)
-PY
-"""
 HEALTH = {"test": ["python3", "/app/standin.py", "health"], "interval": "2s", "timeout": "5s",
           "retries": 3, "start_period": "10s"}
 DATA = {

@@ -1,4 +1,8 @@
-"""Reference stack 1: the agent service (seed 000), wired to PostgreSQL and Redis.
+"""Example stack 1: an agent-like service (seed 000) wired to PostgreSQL and Redis by hand.
+
+keel's platform runs its own agent (roles/agent), wired by the roles themselves; this overlay
+stays as an example of an app service whose wiring data spells out (the container tests use
+it, with the stand-in image).
 
 One container; PostgreSQL and Redis are the platform's own hosts (roles postgresql and redis,
 groups db and cache), reached by name. Passwords arrive as files (the *_FILE convention),

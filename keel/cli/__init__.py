@@ -79,7 +79,7 @@ def _data(args: argparse.Namespace) -> int:
     shown = {}
     for host in hosts:
         # Values that are names of secrets (in secrets/<env>.yaml) are shown.
-        values = masked(host, set() if host.name in broken else secret_names(host))
+        values = masked(host, set() if host.name in broken else secret_names(host, env.hosts))
         shown[host.name] = {
             key: {"value": values[key], "source": host.sources[key]}
             for key in sorted(values)
@@ -192,7 +192,7 @@ def _secrets(args: argparse.Namespace) -> int:
         if problems:
             raise KeelError(format_problems(problems).removeprefix("keel: "))
         # Problems name the data key that asks for a secret: the names come from the roles.
-        missing = sorted({name for host in hosts for name in secret_names(host)}
+        missing = sorted({name for host in hosts for name in secret_names(host, hosts)}
                          - set(store.names(env)))
         for name in missing:
             store.put(env, name, store.generate(args.length))
@@ -282,6 +282,20 @@ def _ca(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from keel.cli.check import check
+    from keel.core.inventory import load
+
+    results = check(load(args.env), run=args.run)
+    for result in results:
+        if result.problems:
+            for line in result.problems:
+                print(line)
+        else:
+            print(f"{result.host}: ok ({', '.join(result.ok)})")
+    return 1 if any(r.problems for r in results) else 0
+
+
 def _docs(args: argparse.Namespace) -> int:
     from keel.core import docs
 
@@ -364,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--days", type=int, default=3650, help="for init: CA lifetime")
     ca.add_argument("--force", action="store_true", help="for init: replace an existing CA")
     ca.set_defaults(func=_ca)
+
+    check = sub.add_parser("check", help="HTTPS through each agent host's edge to the agent's "
+                                         "/health; exit 1 naming each broken link")
+    check.add_argument("env", help="environment (inventories/<env>.py) or an inventory file")
+    check.add_argument("--run", action="store_true",
+                       help="also submit a run and read it back from the database and storage")
+    check.set_defaults(func=_check)
 
     docs = sub.add_parser("docs", help="rewrite each role README's variable table from its "
                                        "settings (schema.py)")

@@ -16,11 +16,11 @@ from functools import cache, cached_property
 from typing import Any
 
 # Site order: deploys/site.py applies a host's roles in this order. Exporters come after the
-# servers they watch.
+# servers they watch; Alertmanager before the Prometheus that sends to it.
 SITE: list[str] = [
     "base", "secrets", "postgres", "redis", "edge", "storage", "claude_cli",
-    "container_runtime", "app", "node_exporter", "postgres_exporter", "redis_exporter",
-    "prometheus",
+    "container_runtime", "app", "agent", "node_exporter", "postgres_exporter", "redis_exporter",
+    "alertmanager", "prometheus",
 ]
 
 
@@ -39,19 +39,28 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Declaration:
-    """An item one role adds to another role's list setting, as base receives ports.
+    """An item one role adds to another role's list or mapping setting, as base receives
+    ports.
 
     The exporters declare the logins they need (`postgres_roles`, `redis_users`) and the
-    servers create them with their own. Declared items come before the data's own; an item
-    the data lists under the same `name` wins. `host` is the receiving host (None: the
-    declaring host itself).
+    servers create them with their own; the agent declares its service to app
+    (`app_services`, a mapping: the item's `name` is its key). Declared items come before the
+    data's own; an item the data has under the same name wins. An item is a mapping with a
+    `name`, or a plain string (its own name). `host` is the receiving host: None for the
+    declaring host itself, an inventory host's name, or "group:<name>" for the first host of
+    that group (a role that declares to a group checks, in its cross_check, that it has hosts).
     """
 
     role: str
     key: str
-    item: dict[str, Any]
+    item: dict[str, Any] | str
     host: str | None = None
-    by: str = ""  # the declaring role (set by `declarations`)
+    by: str = ""  # the declaring role and host (set by `declarations`)
+    origin: str = ""
+
+    @property
+    def name(self) -> Any:
+        return self.item.get("name") if isinstance(self.item, dict) else self.item
 
 
 @dataclass(frozen=True)
@@ -72,8 +81,12 @@ class Role:
     alerts: Callable[[], list] = _nothing
     # Checks across hosts: [HostData] -> [Problem].
     cross_check: Callable[[list], list] = _nothing
-    # What the role needs from other roles: settings -> [Declaration].
-    declares: Callable[[Any], list] = _nothing
+    # What the role needs from other roles: (settings, offers) -> [Declaration], where offers
+    # maps each role on the same host to what its `offers` hook returns, and "host" to the
+    # host's name and keel_address.
+    declares: Callable[[Any, dict], list] = _nothing
+    # Values other roles on the same host may build on (paths, ids): settings -> {name: value}.
+    offers: Callable[[Any], dict] = dict
 
     @cached_property
     def defaults(self) -> dict[str, Any]:
@@ -94,18 +107,29 @@ class Role:
         """The role's settings from a host's merged data plus what other roles declared to it."""
         mine = {key: values.get(key) for key in self.keys}
         for key, declared in prepended(mine, received).items():
-            mine[key] = [*(d.item for d in declared), *(mine[key] or [])]
+            if isinstance(mine[key], dict):
+                items = {d.name: {k: v for k, v in d.item.items() if k != "name"}
+                         for d in declared}
+                mine[key] = {**items, **mine[key]}
+            else:
+                mine[key] = [*(d.item for d in declared), *(mine[key] or [])]
         return self.settings.model_validate(mine)
+
+
+def _names(value: Any) -> set:
+    if isinstance(value, dict):
+        return set(value)
+    return {i.get("name") if isinstance(i, dict) else i for i in value or []}
 
 
 def prepended(values: Mapping[str, Any], received: Iterable[Declaration]
               ) -> dict[str, list[Declaration]]:
-    """key -> the declarations that go before the data's own items (an item the data lists
+    """key -> the declarations that go before the data's own items (an item the data has
     under the same name wins)."""
     out: dict[str, list[Declaration]] = {}
     for declaration in received:
-        own = values.get(declaration.key) or []
-        if declaration.item.get("name") not in {i.get("name") for i in own if isinstance(i, dict)}:
+        taken = _names(values.get(declaration.key)) | {d.name for d in out.get(declaration.key, [])}
+        if declaration.name not in taken:  # several hosts may declare the same login
             out.setdefault(declaration.key, []).append(declaration)
     return out
 
@@ -140,16 +164,34 @@ def role_of_key(key: str) -> str | None:
     return max(owners, key=len) if owners else None
 
 
+def offers(values: Mapping[str, Any], host_roles: Iterable[str]) -> dict[str, dict]:
+    """role -> what it offers, for the roles of one host."""
+    return {name: role(name).offers(role(name).validate(values)) for name in host_roles
+            if role(name).offers is not dict}
+
+
 def declarations(fleet: Iterable[tuple[str, Mapping[str, Any], list[str]]]
                  ) -> dict[tuple[str, str], list[Declaration]]:
     """(receiving host, role) -> declarations made to it, over a fleet of
     (host name, merged data, roles); read from data only, so --limit runs see the same."""
+    fleet = list(fleet)
+    first = {}  # group -> its first host, in inventory order
+    for name, values, _ in fleet:
+        for group in values.get("keel_groups") or []:
+            first.setdefault(group, name)
     received: dict[tuple[str, str], list[Declaration]] = {}
     for name, values, host_roles in fleet:
+        offered = None
         for declarer in host_roles:
             if role(declarer).declares is _nothing:
                 continue
-            for item in role(declarer).declares(role(declarer).validate(values)):
-                received.setdefault((item.host or name, item.role), []).append(
-                    replace(item, by=declarer))
+            if offered is None:  # with the host's own inventory facts
+                offered = {"host": {"name": name, "address": values.get("keel_address")},
+                           **offers(values, host_roles)}
+            for item in role(declarer).declares(role(declarer).validate(values), offered):
+                target = item.host or name
+                if target.startswith("group:"):
+                    target = first.get(target[6:], target)
+                received.setdefault((target, item.role), []).append(
+                    replace(item, by=declarer, origin=name))
     return received

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import UnionType
@@ -11,6 +12,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
+from pydantic_core import core_schema
 
 from keel.core import store
 
@@ -19,10 +21,66 @@ MEMORY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(B|[kKMGT]B?|[KMGT]iB)?$")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+# Control characters (C0, DEL, C1) and Unicode line/paragraph separators: none may reach a
+# rendered line from data, or a value could add directives to a config file or a unit.
+_CONTROL = frozenset(("Cc", "Zl", "Zp"))
+_MULTILINE = "keel_multiline"
+
+
+def one_line(value: str) -> str:
+    """A string with no control character (newline, NUL, tab, ESC, DEL, ...)."""
+    for char in value:
+        if unicodedata.category(char) in _CONTROL:
+            name = unicodedata.name(char, "") or _C0_NAMES.get(ord(char), "control character")
+            raise ValueError(f"expected one line of text: a control character "
+                             f"(U+{ord(char):04X} {name.lower()}) is not allowed here")
+    return value
+
+
+_C0_NAMES = {0: "NUL", 9: "tab", 10: "newline", 13: "carriage return", 27: "escape",
+             127: "delete"}
+
+
+class _MultiLine:
+    """Marks a str as multi-line text (a PEM block, a prompt): the one-line check skips it."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema.setdefault("metadata", {})[_MULTILINE] = True
+        return schema
+
+
+def _no_nul(value: str) -> str:
+    if "\0" in value:
+        raise ValueError("expected text: a NUL character (U+0000) is not allowed")
+    return value
+
+
+# Multi-line text; NUL is still refused (no file format keel renders carries one).
+MultiLine = Annotated[str, _MultiLine(), AfterValidator(_no_nul)]
+
+
+def _one_line_strings(schema: Any) -> Any:
+    """The core schema with every `str` (except MultiLine) checked by one_line: so a role's
+    every string field, nested or a dict key, refuses control characters."""
+    if isinstance(schema, list):
+        return [_one_line_strings(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "str" and not schema.get("metadata", {}).get(_MULTILINE):
+        return core_schema.no_info_after_validator_function(one_line, schema)
+    return {key: _one_line_strings(value) for key, value in schema.items()}
+
+
 class Model(BaseModel):
-    """Strict: no coercion ("22" is not a port) and no unknown keys."""
+    """Strict: no coercion ("22" is not a port), no unknown keys, and no string with a control
+    character unless its field is `MultiLine`."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        return _one_line_strings(handler(source))
 
 
 class RoleSettings(Model):

@@ -27,6 +27,23 @@ def auth_env(engine: str) -> str:
     return f"[ -e {path} ] && export {var}={path}; "
 
 
+class ImageLabel(FactBase):
+    """A local image's label value ("" if it has none), or None when the image is absent."""
+
+    def requires_command(self, engine: str, image: str, label: str) -> str:
+        return engine
+
+    def command(self, engine: str, image: str, label: str) -> str:
+        fmt = shlex.quote(f'{{{{index .Config.Labels "{label}"}}}}')
+        return f"{engine} image inspect --format {fmt} {shlex.quote(image)} 2>/dev/null || true"
+
+    def process(self, output) -> str | None:
+        if not output:
+            return None
+        value = output[0].strip()
+        return "" if value == "<no value>" else value
+
+
 class ImageExists(FactBase):
     """Whether the engine has the image locally (False without the engine)."""
 

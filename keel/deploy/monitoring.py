@@ -36,3 +36,14 @@ def rule_groups() -> list[dict]:
     """The alert rule groups of every role some inventory host has, in site order."""
     present = {name for other in inventory for name in other.data.get("keel_roles") or []}
     return [group for each in roles() if each.name in present for group in each.alerts()]
+
+
+def alertmanagers() -> list[str]:
+    """address:port of every inventory host with the alertmanager role (Prometheus sends
+    its alerts to each), read from inventory data."""
+    found = []
+    for other in inventory:
+        address = other.data.get("keel_address")
+        if address and "alertmanager" in (other.data.get("keel_roles") or []):
+            found.append(f"{address}:{settings('alertmanager', other).alertmanager_port}")
+    return sorted(found)

@@ -3,22 +3,68 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import secrets
 import shlex
 from io import BytesIO, StringIO
 from pathlib import PurePosixPath
 
+from paramiko import SSHException
 from pyinfra import host, logger
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand
+from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.output import format_text
 from pyinfra.api.util import get_file_io
 from pyinfra.context import state
 from pyinfra.facts.files import File, FileContents
+from pyinfra.operations import server
 from pyinfra.operations.util.files import chmod, chown, generate_color_diff
 
 from keel.core.data import MASK
 from keel.core.render import render
+
+# --- a lost host fails alone ---------------------------------------------------------------
+# When a fact's command fails (the host went away, or the command broke), pyinfra marks the
+# host failed and returns the fact's default (often None). Code that reads that value would
+# raise (a TypeError on None): inside an operation or a role's deploy, any exception ends the
+# run for every host. keel's operations and role deploys therefore stop quietly for a host
+# that has failed, after one clear line; the others carry on and the run exits non-zero.
+
+# What a connection that dies under a command raises. pyinfra fails the host for the last
+# three itself, but not for paramiko's EOFError (a transport closed while a channel opens).
+CONNECTION_ERRORS = (EOFError, OSError, TimeoutError, SSHException)
+
+
+def host_failed(exc: BaseException | None = None) -> bool:
+    """Whether the current host has failed in this run (pyinfra took it out of the run), or
+    exc is its connection dying, in which case it is failed now."""
+    if host not in state.failed_hosts and isinstance(exc, CONNECTION_ERRORS):
+        state.fail_hosts({host})
+    return host in state.failed_hosts
+
+
+def report_lost(where: str, exc: BaseException | None = None) -> None:
+    cause = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+    host.log_styled(f"keel: host {host.name} failed during {where}: a command or fact could "
+                    f"not run there (host lost?); its run stops, the others go on{cause}",
+                    fg="red", log_func=logger.error)
+
+
+def operation(*args, **kwargs):
+    """pyinfra's @operation for keel's own operations, which stop for a host that failed
+    while they read its facts instead of raising (see above)."""
+    def decorator(func):
+        @functools.wraps(func)
+        def guarded(*a, **k):
+            try:
+                yield from func(*a, **k)
+            except Exception as exc:
+                if not host_failed(exc):
+                    raise
+                report_lost(func.__name__, exc)
+        return pyinfra_operation(*args, **kwargs)(guarded)
+    return decorator
 
 
 class ManagedFile(FactBase):
@@ -49,6 +95,8 @@ class ManagedFiles(FactBase):
     def process(self, output) -> dict:
         states = {}
         for line in output:
+            if line.count(" ") < 4:
+                continue  # not a line of ours (a truncated read)
             sha1, user, group, mode, path = line.split(" ", 4)
             states[path] = {"user": user, "group": group, "mode": int(mode, 8), "sha1": sha1}
         return states
@@ -83,17 +131,19 @@ def _file_state(dest: str):
 
 
 def managed_file(*, name: str, dest: str, content: str, mode: str = "0644", user: str = "root",
-                 group: str = "root", **kwargs):
+                 group: str = "root", check: str | None = None, **kwargs):
     """A file with exactly this content, owner and mode: no round trip of its own when in
-    place (see _file_state)."""
+    place (see _file_state). `check`: a command that tests the software's configuration
+    once the new file is in place (`visudo -cf <dest>`, `sshd -t`); if it fails, the old file
+    is put back (or the new one removed) and the host fails, before anything reloads."""
     _declared.setdefault(host.name, set()).add(dest)
     return _managed_file(name=name, dest=dest, content=content, mode=mode, user=user,
-                         group=group, **kwargs)
+                         group=group, check=check, **kwargs)
 
 
 @operation()
 def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root",
-                  group: str = "root"):
+                  group: str = "root", check: str | None = None):
     body = content.encode()
     current = _file_state(dest)
     if current is not None and current["sha1"] == hashlib.sha1(body).hexdigest():
@@ -108,10 +158,29 @@ def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root
         _log_diff(dest, current, content)
     if current is None:
         yield StringCommand("mkdir", "-p", str(PurePosixPath(dest).parent))
-    yield FileUploadCommand(BytesIO(body), dest,
-                            remote_temp_filename=host.get_temp_filename(dest))
-    yield chown(dest, user, group)
-    yield chmod(dest, mode)
+    # Replaced atomically: written beside it, then renamed over it. A run cut short
+    # (controller killed, host lost, disk full) leaves the old file whole. The new copy has
+    # its owner and mode before the first byte is written: never world-readable in between.
+    temp = temp_path(dest)
+    yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", temp)
+    yield FileUploadCommand(BytesIO(body), temp, remote_temp_filename=temp)
+    if check is None:
+        yield StringCommand("mv", "-f", temp, dest)
+        return
+    d, t, old = shlex.quote(dest), shlex.quote(temp), shlex.quote(temp + ".old")
+    failed = shlex.quote(f"keel: {check} failed with the new {dest}: the old file stays")
+    yield StringCommand(
+        f"if [ -e {d} ]; then cp -p {d} {old}; fi; mv -f {t} {d}; "
+        f"if ! ( {check} ); then echo {failed} >&2; "
+        f"if [ -e {old} ]; then mv -f {old} {d}; else rm -f {d}; fi; exit 1; fi; rm -f {old}")
+
+
+def temp_path(dest: str) -> str:
+    """Where a new version of dest is written before it is renamed over dest: the same
+    directory (so the rename is atomic), a name no glob of a config directory reads
+    (*.conf, *.service, sudoers.d skips names with a dot)."""
+    path = PurePosixPath(dest)
+    return str(path.parent / f".{path.name}.keel-new")
 
 
 def _log_diff(dest: str, current, content: str) -> None:
@@ -127,10 +196,11 @@ def _log_diff(dest: str, current, content: str) -> None:
 
 
 def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "0644",
-                user: str = "root", group: str = "root", **context):
-    """templates/<role>/<template>.j2, rendered with exactly `context`, written to dest."""
+                user: str = "root", group: str = "root", check: str | None = None, **context):
+    """templates/<role>/<template>.j2, rendered with exactly `context`, written to dest
+    (`check`: see managed_file)."""
     return managed_file(name=name, dest=dest, content=render(role, template, **context),
-                        mode=mode, user=user, group=group)
+                        mode=mode, user=user, group=group, check=check)
 
 
 def dropin(unit: str, content: str, *, name: str):
@@ -166,6 +236,8 @@ class UnitState(FactBase):
 def service(service: str, running: bool | None = None, enabled: bool | None = None):
     """Start/stop and enable/disable a systemd unit (restarts and reloads: systemd.service)."""
     current = host.get_fact(UnitState, unit=service)
+    if current is None or host_failed():
+        return
     q = shlex.quote(service)
     if running is not None and running != current["running"]:
         yield f"systemctl {'start' if running else 'stop'} {q}"
@@ -269,3 +341,35 @@ def restart_readers(path: str):
         "rc=0; for f in $(grep -lF -- " + shlex.quote(path) + " /etc/systemd/system/*.service "
         "2>/dev/null); do u=${f##*/}; if systemctl is-active --quiet \"$u\"; then "
         "systemctl restart \"$u\" || rc=1; fi; done; exit $rc")
+
+
+class StagedDiffers(FactBase):
+    """Whether any staged path differs from its live copy (e.g. a check failed last run)."""
+
+    def command(self, pairs: str) -> str:
+        checks = [f"diff -rq {src} {dest} >/dev/null 2>&1"
+                  for src, dest in (pair.split("=") for pair in pairs.split())]
+        return " && ".join(checks) + " && echo same || echo differs"
+
+    def process(self, output) -> bool:
+        return "same" not in output
+
+
+def checked_install(*, name: str, staged: list, pairs: list[tuple[str, str]], check: str,
+                    reload: str | None):
+    """Copy checked staged config live, as Prometheus and Alertmanager need it.
+
+    When a staged file (`staged`: their operations) changed, or a staged path differs from
+    its live copy (`pairs`: (staged, live), files or directories), run `check` on the staged
+    copy; only if it passes copy every pair into place and run `reload` (None: no reload,
+    e.g. a restart follows). A failed check stops the run and leaves the live config alone;
+    the next run checks again."""
+    pairs_arg = " ".join(f"{src}={dest}" for src, dest in pairs)
+    if not (any(op.will_change for op in staged) or host.get_fact(StagedDiffers, pairs=pairs_arg)):
+        return None
+    commands = [check]
+    commands += [f"rm -rf {dest}.new && cp -r {src} {dest}.new" for src, dest in pairs]
+    commands += [f"rm -rf {dest} && mv {dest}.new {dest}" for _, dest in pairs]
+    if reload:
+        commands.append(reload)
+    return server.shell(name=name, commands=commands)

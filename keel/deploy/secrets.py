@@ -16,13 +16,13 @@ from io import BytesIO
 
 import pyrage
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand
 from pyinfra.api.exceptions import PyinfraError
 from pyrage import x25519
 
 from keel.core import store
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import log_masked_diff
+from keel.deploy.ops import log_masked_diff, operation
 
 STORE_DIR = "/etc/keel/secrets"
 HOST_KEY = "/etc/keel/age/host.key"

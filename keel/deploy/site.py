@@ -8,6 +8,7 @@ from functools import cache
 from pyinfra import host, inventory
 
 from keel.core.roles import SITE, declarations, role
+from keel.deploy.ops import host_failed, report_lost
 
 
 @cache
@@ -29,8 +30,20 @@ def apply_role(name: str, deploy: Callable | None = None) -> None:
     is in one of its groups (deploys/<role>.py)."""
     if name not in SITE:
         raise KeyError(f"unknown role {name!r}")
-    if name in host.data.keel_roles:
-        (deploy or role(name).apply)(settings(name))
+    if name in host.data.keel_roles and not host_failed():
+        _apply(name, deploy or role(name).apply)
+
+
+def _apply(name: str, deploy: Callable) -> None:
+    """A role's deploy on the current host. If the host fails meanwhile (lost, or a fact's
+    command failed), the error it causes stays with that host: pyinfra has already taken it
+    out of the run, and the other hosts carry on."""
+    try:
+        deploy(settings(name))
+    except Exception as exc:
+        if not host_failed(exc):
+            raise
+        report_lost(f"role {name}", exc)
 
 
 def apply_site() -> None:
@@ -42,5 +55,5 @@ def apply_site() -> None:
     every host) to that identity.
     """
     for name in host.loop(list(SITE)):
-        if name in host.data.keel_roles:
-            role(name).apply(settings(name))
+        if name in host.data.keel_roles and not host_failed():
+            _apply(name, role(name).apply)

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import PurePath
 
 from keel import ROOT
-from keel.core.render import render
+from keel.core.render import render, systemd_arg
 from keel.core.secrets import RUN_DIR
 from roles.app.schema import effective
 
@@ -89,8 +89,9 @@ def render_unit(settings, name: str, svc, image: str) -> str:
     if svc.health:
         post.append([HELPER, "wait-healthy", str(timeout), name])
     deps = [unit_name(d) for d in svc.depends_on]
-    # Env-files under /run/keel/secrets (storage's) exist only once keel-secrets has run.
-    if svc.secrets or any(p.startswith(RUN_DIR + "/") for p in svc.env_files):
+    # Env-files and mounts under /run/keel/secrets exist only once keel-secrets has run.
+    if svc.secrets or any(p.startswith(RUN_DIR + "/")
+                          for p in [*svc.env_files, *(m.source for m in svc.volumes)]):
         deps.append("keel-secrets.service")
     if engine == "docker":
         deps.append("docker.service")
@@ -166,10 +167,4 @@ def _engine_size(value: str) -> str:
 
 def exec_line(argv: list[str]) -> str:
     """A command line for a systemd Exec*= setting: quoted words, % and $ escaped."""
-    words = []
-    for arg in argv:
-        word = arg.replace("%", "%%").replace("$", "$$")
-        if not word or any(c in word for c in " \t\"'\\;"):
-            word = '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        words.append(word)
-    return " ".join(words)
+    return " ".join(systemd_arg(arg) for arg in argv)

@@ -140,7 +140,8 @@ def _time(settings) -> None:
 def _admins(settings) -> None:
     server.group(name=f"Admin group {settings.base_admin_group}", group=settings.base_admin_group)
     config_file("base", "sudoers", "/etc/sudoers.d/keel-admins", mode="0440",
-                name="Passwordless sudo for admins", settings=settings)
+                name="Passwordless sudo for admins", settings=settings,
+                check="visudo -cqf /etc/sudoers.d/keel-admins")
     for user in settings.base_admin_users:
         present = user.state == "present"
         server.user(
@@ -170,14 +171,12 @@ def _default_user(settings) -> None:
 def _sshd(settings, current: dict) -> None:
     conf = config_file("base", "sshd.conf", "/etc/ssh/sshd_config.d/10-keel.conf",
                        name="Harden sshd", settings=settings,
-                       allow_groups=allow_groups(settings))
+                       allow_groups=allow_groups(settings), check="sshd -t")
     # Host keys: private ones root-only (ssh-baseline); sshd refuses looser ones anyway.
     if current["loosekey"]:
         keys = " ".join(current["loosekey"])
         server.shell(name="Host keys root-only (0600)",
                      commands=[f"chown root:root {keys}", f"chmod 0600 {keys}"])
-    # sshd -t before the reload: a config sshd refuses fails the run, the running sshd stays.
-    server.shell(name="Check sshd config", commands=["sshd -t"], _if=conf.did_change)
     systemd.service(name="Reload sshd", service="ssh", reloaded=True, _if=conf.did_change)
 
 
@@ -185,7 +184,8 @@ def _firewall(settings) -> None:
     if not settings.base_firewall_enabled:
         return
     rules = config_file("base", "nftables.conf", "/etc/nftables.conf", mode="0600",
-                        name="Write firewall rules", rules=firewall_rules())
+                        name="Write firewall rules", rules=firewall_rules(),
+                        check="nft -c -f /etc/nftables.conf")
     # nft -f is one transaction: a bad file fails whole and the running rules stay.
     server.shell(name="Load firewall rules", commands=["nft -f /etc/nftables.conf"],
                  _if=rules.did_change)

@@ -28,11 +28,30 @@ AUTH_ENV = {"api_key": "ANTHROPIC_API_KEY", "oauth_token": "CLAUDE_CODE_OAUTH_TO
 CLI_ENV = {"DISABLE_AUTOUPDATER": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
 
 
+def _mode(settings: Settings, private: str) -> str:
+    """A file's or directory's mode: the group reads too with claude_cli_group_read."""
+    if not settings.claude_cli_group_read:
+        return private
+    return private[:2] + ("5" if private[1] == "7" else "4") + private[3]
+
+
 def secrets(settings: Settings) -> list[SecretFile]:
     if settings.claude_cli_auth == "none":
         return []
     return [SecretFile(dest="claude/auth", secret=settings.claude_cli_auth_secret, owner=USER,
-                       group=USER, mode="0400")]
+                       group=USER, mode=_mode(settings, "0400"))]
+
+
+def offers(settings: Settings) -> dict:
+    """For roles that run the CLI in a container (the agent): the pinned binary, the settings
+    directory (and its mode), the credential's secret and variable, the env-file, the claude
+    uid when it is fixed and its group may read."""
+    auth = settings.claude_cli_auth != "none"
+    return {"bin": f"{OPT}/{settings.claude_cli_version}/claude", "config_dir": f"{HOME}/.claude",
+            "config_mode": _mode(settings, "0700").lstrip("0"),
+            "auth_secret": settings.claude_cli_auth_secret if auth else None,
+            "auth_env": AUTH_ENV.get(settings.claude_cli_auth), "env_file": APP_ENV,
+            "uid": settings.claude_cli_uid if settings.claude_cli_group_read else None}
 
 
 def settings_json(settings: Settings) -> str:
@@ -49,8 +68,12 @@ def apply(settings: Settings) -> None:
     version = settings.claude_cli_version
     apt.packages(name="Install the installer's tools", packages=["ca-certificates", "python3"],
                  no_recommends=True)
+    uid = settings.claude_cli_uid
+    if uid is not None:
+        server.group(name=f"CLI group {USER}", group=USER, gid=uid, system=True)
     server.user(name=f"CLI user {USER}", user=USER, system=True, home=HOME,
-                shell="/usr/sbin/nologin", create_home=False)
+                shell="/usr/sbin/nologin", create_home=False, uid=uid,
+                group=USER if uid is not None else None)
     files.directory(name=f"{USER}'s home", path=HOME, user=USER, group=USER, mode="0750")
 
     config_file("claude_cli", "keel-claude-install", INSTALLER, mode="0755",
@@ -69,9 +92,10 @@ def apply(settings: Settings) -> None:
                      commands=[f"rm -rf {p.rsplit('/', 1)[0]}" for p in others])
 
     dot = f"{HOME}/.claude"
-    files.directory(name="~claude/.claude", path=dot, user=USER, group=USER, mode="0700")
+    files.directory(name="~claude/.claude", path=dot, user=USER, group=USER,
+                    mode=_mode(settings, "0700"))
     managed_file(name="~claude/.claude/settings.json", content=settings_json(settings),
-                 dest=f"{dot}/settings.json", user=USER, group=USER, mode="0600")
+                 dest=f"{dot}/settings.json", user=USER, group=USER, mode=_mode(settings, "0600"))
     _agents(settings, f"{dot}/agents")
 
     for file in secrets(settings):
@@ -93,16 +117,18 @@ def apply(settings: Settings) -> None:
 
 
 def _agents(settings: Settings, path: str) -> None:
-    files.directory(name="~claude/.claude/agents", path=path, user=USER, group=USER, mode="0700")
+    files.directory(name="~claude/.claude/agents", path=path, user=USER, group=USER,
+                    mode=_mode(settings, "0700"))
     wanted = {a.name: a for a in settings.claude_cli_subagents} \
         if settings.claude_cli_enable_subagents else {}
     for name, agent in wanted.items():
         config_file("claude_cli", "agent.md", f"{path}/{name}.md", name=f"Sub-agent {name}",
-                    user=USER, group=USER, mode="0600", agent=agent)
+                    user=USER, group=USER, mode=_mode(settings, "0600"), agent=agent)
     stale = [p for p in host.get_fact(FindFiles, path=path, maxdepth=1, fname="*.md")
              if p.rsplit("/", 1)[1][:-3] not in wanted]
     for stale_path in stale:
         files.file(name=f"Remove sub-agent {stale_path}", path=stale_path, present=False)
 
 
-ROLE = Role(name="claude_cli", settings=Settings, apply=apply, groups=("app",), secrets=secrets)
+ROLE = Role(name="claude_cli", settings=Settings, apply=apply, groups=("app",), secrets=secrets,
+            offers=offers)

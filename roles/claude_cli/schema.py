@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from keel.core.schema import Model, Name, RoleSettings, SecretName
+from keel.core.schema import Model, MultiLine, Name, RoleSettings, SecretName
 
 # A tool rule such as "Read" or "Bash(git diff:*)"; DEFAULT_ALLOWED_TOOLS joins them with ",".
 Tool = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*(\([^,\n]*\))?$")]
@@ -16,7 +16,7 @@ Version = Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 class Subagent(Model):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]
     description: Annotated[str, Field(min_length=1)]
-    prompt: Annotated[str, Field(min_length=1)]
+    prompt: Annotated[MultiLine, Field(min_length=1)]
     tools: list[Tool] = []
     model: Annotated[str, Field(min_length=1)] | None = None
 
@@ -76,6 +76,20 @@ class Settings(RoleSettings):
     )
     claude_cli_auth_secret: SecretName = Field(
         "claude_api_key", description="Name of the secret holding the key or token."
+    )
+    claude_cli_uid: Annotated[int, Field(ge=1, le=65533)] | None = Field(
+        None,
+        description=(
+            "Fixed uid (and gid) of the claude user, so a container can be given its group; "
+            "None: the system picks one."
+        ),
+    )
+    claude_cli_group_read: bool = Field(
+        False,
+        description=(
+            "Let the claude group read the CLI's settings, sub-agents and credential (a "
+            "container that runs the CLI with that group, like the agent's, needs it)."
+        ),
     )
     claude_cli_callers: list[Name] = Field(
         [], description="Users allowed to run claude-headless (through sudo, as the claude user)."

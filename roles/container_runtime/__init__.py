@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -12,8 +13,8 @@ from pyinfra.operations import apt, files, server, systemd
 from keel.core.roles import Role
 from keel.core.schema import PortRule, size_bytes
 from keel.core.secrets import SecretFile
-from keel.deploy.containers import AUTH_DIR, AUTH_ENV, ImageExists
-from keel.deploy.ops import config_file, service, text
+from keel.deploy.containers import AUTH_DIR, AUTH_ENV, ImageLabel
+from keel.deploy.ops import config_file, managed_file, service
 from keel.deploy.secrets import deliver
 from roles.container_runtime.schema import Settings
 
@@ -75,9 +76,9 @@ def _docker_config(settings) -> None:
     # Written before the package is installed, so dockerd's first start uses it.
     installed = host.get_fact(server.Which, command="dockerd") is not None
     # JSON has no comments, so no "managed by keel" line: dockerd rejects unknown keys.
-    conf = files.put(name="Configure docker (daemon.json)", dest="/etc/docker/daemon.json",
-                     src=text(json.dumps(_daemon_json(settings), indent=2, sort_keys=True) + "\n"),
-                     mode="0644", create_remote_dir=True)
+    content = json.dumps(_daemon_json(settings), indent=2, sort_keys=True) + "\n"
+    conf = managed_file(name="Configure docker (daemon.json)", dest="/etc/docker/daemon.json",
+                        content=content)
     if installed:
         systemd.service(name="Restart docker", service="docker", running=None, restarted=True,
                         _if=conf.did_change)
@@ -155,15 +156,26 @@ def _slug(location: str) -> str:
 
 
 def _host_images(settings) -> None:
+    """Images made of the host's own files, carrying container_runtime_host_packages; one
+    whose package set changed is made again (its label keel.packages names the set)."""
     if not settings.container_runtime_host_images:
         return
     engine = settings.container_runtime_engine
+    packages = sorted(set(settings.container_runtime_host_packages))
+    if packages:
+        apt.packages(name="Install the packages host images carry", packages=packages,
+                     no_recommends=True)
+    digest = hashlib.sha256(" ".join(packages).encode()).hexdigest()[:12] if packages else ""
     config_file("container_runtime", "host-image.sh", LIBEXEC, mode="0755",
                 name="Install host image builder")
     for image in settings.container_runtime_host_images:
-        if not host.get_fact(ImageExists, engine=engine, image=image):
+        label = host.get_fact(ImageLabel, engine=engine, image=image, label="keel.packages")
+        if label is None:
             server.shell(name=f"Build image {image} from the host's files",
-                         commands=[f"{LIBEXEC} {engine} {image}"])
+                         commands=[f"{LIBEXEC} {engine} {image} {digest or '-'}"])
+        elif label != digest:
+            server.shell(name=f"Build image {image} again (the packages it carries changed)",
+                         commands=[f"{LIBEXEC} {engine} {image} {digest or '-'}"])
 
 
 ROLE = Role(name="container_runtime", settings=Settings, apply=apply, groups=("app",),

@@ -85,6 +85,15 @@ class Settings(RoleSettings):
             "[..]}]; the password comes from the secret named password_secret."
         ),
     )
+    container_runtime_host_packages: list[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9+.-]+$")]
+    ] = Field(
+        [],
+        description=(
+            "Debian packages installed on the host before its host images are made, so the "
+            "images carry them (roles declare theirs: the agent's Python clients)."
+        ),
+    )
     container_runtime_host_images: list[ImageRef] = Field(
         [],
         description=(

@@ -8,7 +8,7 @@ import time
 from io import BytesIO
 
 from pyinfra import host, inventory
-from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy, operation
+from pyinfra.api import FactBase, FileUploadCommand, StringCommand, deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -17,7 +17,7 @@ from keel.core.render import render
 from keel.core.roles import Role
 from keel.core.schema import PortRule
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, dropin, service, start_after
+from keel.deploy.ops import config_file, dropin, managed_file, operation, service, start_after
 from keel.deploy.secrets import deliver, store_commands
 from roles.edge.alerts import EDGE_ALERTS
 from roles.edge.schema import Settings, Vhost, cross_check
@@ -201,9 +201,8 @@ def _certificates(settings: Settings) -> list:
     """Put every vhost's certificate and key in place; returns the operations."""
     ops = []
     if any(v.tls == "internal" for v in settings.edge_vhosts):
-        ca_file = files.put(name="Install the environment's CA certificate",
-                            src=BytesIO(ca.cert(host.data.keel_env).encode()), dest=CA_FILE,
-                            mode="0644", create_remote_dir=True)
+        ca_file = managed_file(name="Install the environment's CA certificate",
+                               content=ca.cert(host.data.keel_env), dest=CA_FILE)
         ops.append(ca_file)
     for vhost in settings.edge_vhosts:
         if vhost.tls == "provided":
@@ -256,9 +255,8 @@ def _acme(settings: Settings, vhosts: list[Vhost], missing: set[str]) -> None:
     """certbot: the first certificate now (webroot via port 80), renewals by certbot.timer."""
     env = {}
     if settings.edge_acme.ca_cert:
-        files.put(name="Trust the ACME server's CA",
-                  src=BytesIO(settings.edge_acme.ca_cert.encode()),
-                  dest=ACME_CA_FILE, mode="0644", create_remote_dir=True)
+        managed_file(name="Trust the ACME server's CA", content=settings.edge_acme.ca_cert,
+                     dest=ACME_CA_FILE)
         env = {"REQUESTS_CA_BUNDLE": ACME_CA_FILE}
     if missing:
         for vhost in vhosts:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from keel.core.schema import Address, Model, Name, Port, RoleSettings, SecretName, Source
+from keel.core.schema import Address, Model, MultiLine, Name, Port, RoleSettings, SecretName, Source
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,62})"
 DnsName = Annotated[str, Field(pattern=rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")]
@@ -92,7 +92,7 @@ class Acme(Model):
     server: Annotated[str, Field(pattern=r"^https://")]
     email: str | None = None
     # PEM of a CA to trust for the ACME server's own TLS (private servers such as pebble).
-    ca_cert: str | None = None
+    ca_cert: MultiLine | None = None
 
 
 class Settings(RoleSettings):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from keel.core.render import pg_conf
 from keel.core.schema import size_bytes
 from roles.postgres.schema import PRIVILEGES
 
@@ -54,20 +55,16 @@ def tuning(settings, memory: int) -> dict[str, int]:
 
 
 def _value(value) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, int | float):
-        return str(value)
-    return literal(value)
+    return pg_conf(value)
 
 
 def parameters(settings, memory: int, address: str | None) -> dict[str, str]:
     """postgresql.conf parameters keel sets, rendered: name -> value as written in the file."""
     listen = settings.postgres_listen_addresses or ["localhost", *([address] if address else [])]
     out = {
-        "listen_addresses": literal(",".join(listen)),
+        "listen_addresses": pg_conf(",".join(listen)),
         "port": str(settings.postgres_port),
-        "password_encryption": literal("scram-sha-256"),
+        "password_encryption": pg_conf("scram-sha-256"),
         "max_connections": str(settings.postgres_max_connections),
         **{name: pg_size(n) for name, n in tuning(settings, memory).items()},
         **{name: _value(v) for name, v in settings.postgres_settings.items()},

@@ -26,7 +26,7 @@ def secrets(settings: Settings) -> list[SecretFile]:
                                  "postgres_exporter_password_secret"})]
 
 
-def declares(settings: Settings) -> list[Declaration]:
+def declares(settings: Settings, offers: dict) -> list[Declaration]:
     """The exporter's login: pg_monitor reads every statistic it reports, and nothing else."""
     return [Declaration(role="postgres", key="postgres_roles", item={
         "name": settings.postgres_exporter_user,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import yaml
 from pyinfra import host
-from pyinfra.api import FactBase, deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, systemd
 
 from keel.core.roles import Endpoint, Role
 from keel.core.schema import PortRule
-from keel.deploy.monitoring import rule_groups, scrape_jobs
-from keel.deploy.ops import config_file, service
+from keel.deploy.monitoring import alertmanagers, rule_groups, scrape_jobs
+from keel.deploy.ops import checked_install, config_file, service
 from roles.prometheus.schema import (
     ALERTS,
     RuleGroup,
@@ -39,17 +39,6 @@ def metrics(settings: Settings) -> list[Endpoint]:
     return [Endpoint(job="prometheus", port=settings.prometheus_port)]
 
 
-class StagedDiffers(FactBase):
-    """Whether the staged config differs from the live one (e.g. a check failed last run)."""
-
-    def command(self) -> str:
-        return (f"cmp -s {STAGED}/prometheus.yml {ETC}/prometheus.yml && "
-                f"diff -rq {STAGED}/rules {ETC}/rules >/dev/null 2>&1 && echo same || echo differs")
-
-    def process(self, output) -> bool:
-        return "same" not in output
-
-
 def scrape_config(settings: Settings) -> str:
     jobs = []
     for job, targets in scrape_jobs().items():
@@ -66,7 +55,17 @@ def scrape_config(settings: Settings) -> str:
         "rule_files": ["rules/*.yml"],
         "scrape_configs": jobs,
     }
+    if alertmanagers():
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": alertmanagers()}]}]}
     return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def keel_rules(settings: Settings) -> dict:
+    """What templates/prometheus/keel.rules.yml.j2 sees."""
+    thresholds = settings.prometheus_alert_thresholds
+    return {"thresholds": {**thresholds.model_dump(),
+                           "backup_max_age_seconds": seconds(thresholds.backup_max_age)},
+            "durations": {**ALERTS, **settings.prometheus_alert_for}}
 
 
 def rules_yaml(groups: list[RuleGroup]) -> str:
@@ -95,11 +94,7 @@ def apply(settings: Settings) -> None:
         config_file("prometheus", "prometheus.yml", f"{STAGED}/prometheus.yml",
                     name="Stage scrape config (from the inventory)", body=scrape_config(settings)),
         config_file("prometheus", "keel.rules.yml", f"{STAGED}/rules/keel.yml",
-                    name="Stage keel alert rules",
-                    thresholds={**settings.prometheus_alert_thresholds.model_dump(),
-                                "backup_max_age_seconds":
-                                    seconds(settings.prometheus_alert_thresholds.backup_max_age)},
-                    durations={**ALERTS, **settings.prometheus_alert_for}),
+                    name="Stage keel alert rules", **keel_rules(settings)),
         config_file("prometheus", "rules.yml", f"{STAGED}/rules/roles.yml",
                     name="Stage alert rules of the inventory's roles", source="alerts() of roles",
                     body=rules_yaml([RuleGroup.model_validate(g) for g in rule_groups()])),
@@ -107,19 +102,12 @@ def apply(settings: Settings) -> None:
                     name="Stage alert rules from data", source="prometheus_rules from data",
                     body=rules_yaml(settings.prometheus_rules)),
     ]
-    if any(op.will_change for op in staged) or host.get_fact(StagedDiffers):
-        # A failed check stops here: nothing is copied, nothing reloaded.
-        commands = [
-            f"promtool check config {STAGED}/prometheus.yml",
-            f"rm -rf {ETC}/rules.new && cp -r {STAGED}/rules {ETC}/rules.new",
-            f"cp {STAGED}/prometheus.yml {ETC}/prometheus.yml.new",
-            f"rm -rf {ETC}/rules && mv {ETC}/rules.new {ETC}/rules",
-            f"mv {ETC}/prometheus.yml.new {ETC}/prometheus.yml",
-        ]
-        if not env.will_change:
-            commands.append("systemctl reload prometheus")
-        server.shell(name="Check config and rules (promtool), install, reload",
-                     commands=commands)
+    # A failed check stops here: nothing is copied, nothing reloaded.
+    checked_install(name="Check config and rules (promtool), install, reload", staged=staged,
+                    pairs=[(f"{STAGED}/rules", f"{ETC}/rules"),
+                           (f"{STAGED}/prometheus.yml", f"{ETC}/prometheus.yml")],
+                    check=f"promtool check config {STAGED}/prometheus.yml",
+                    reload=None if env.will_change else "systemctl reload prometheus")
     service(name="Run Prometheus", service="prometheus", running=True, enabled=True)
     # Flags need a restart; config and rules only a reload (above).
     systemd.service(name="Restart Prometheus (flags changed)", service="prometheus",

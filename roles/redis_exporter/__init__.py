@@ -29,7 +29,7 @@ def secrets(settings: Settings) -> list[SecretFile]:
                                  "redis_exporter_password_secret"})]
 
 
-def declares(settings: Settings) -> list[Declaration]:
+def declares(settings: Settings, offers: dict) -> list[Declaration]:
     """The exporter's ACL user: what its default scrape runs (INFO, LATENCY LATEST, SLOWLOG
     GET/LEN, CLIENT SETNAME), on no keys and no channels. CONFIG GET is taken from every user
     by redis_disabled_commands; the exporter then reads maxmemory from INFO. Key checks

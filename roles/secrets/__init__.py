@@ -38,7 +38,9 @@ def apply(settings: Settings) -> None:
                 name="Install the secrets decrypt script", **PATHS)
     unit = config_file("secrets", "keel-secrets.service",
                        "/etc/systemd/system/keel-secrets.service",
-                       name="Install keel-secrets.service", **PATHS)
+                       name="Install keel-secrets.service",
+                       check="systemd-analyze verify /etc/systemd/system/keel-secrets.service",
+                       **PATHS)
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     service(name="Enable keel-secrets at boot", service="keel-secrets", running=True,
             enabled=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host, inventory
-from pyinfra.api import StringCommand, deploy, operation
+from pyinfra.api import StringCommand, deploy
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.operations import apt, files, server
 
-from keel.core.roles import Role
+from keel.core.roles import Declaration, Role
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, restart_readers
+from keel.deploy.ops import config_file, operation, restart_readers
 from keel.deploy.secrets import deliver
-from roles.storage.schema import Settings, cross_check
+from roles.storage.schema import Settings, cross_check, database
 
 # The app's unit reads it with EnvironmentFile= (see README: the contract with the app role).
 ENV_DEST = "app/storage.env"
@@ -31,11 +31,8 @@ def db_host(settings: Settings) -> str | None:
     return settings.storage_db_host or _first_address("db")
 
 
-def redis_url(settings: Settings) -> str | None:
-    redis = settings.storage_redis_host or _first_address("cache")
-    if not redis:
-        return None
-    return f"redis://{redis}:{settings.storage_redis_port}/{settings.storage_redis_db}"
+def redis_host(settings: Settings) -> str | None:
+    return settings.storage_redis_host or _first_address("cache")
 
 
 def env_file(settings: Settings, resolve: bool = True) -> SecretFile:
@@ -46,14 +43,46 @@ def env_file(settings: Settings, resolve: bool = True) -> SecretFile:
     uses: tuple[str, ...] = ()
     if settings.storage_backend == "s3" and settings.storage_s3_credentials == "secrets":
         uses = (settings.storage_s3_access_key_secret, settings.storage_s3_secret_key_secret)
-    elif settings.storage_backend == "postgresql":
-        uses = (settings.storage_db_password_secret,)
+    if database(settings) == "postgresql":
+        uses += (settings.storage_db_password_secret,)
+    if settings.storage_redis_user:
+        uses += (settings.storage_redis_password_secret,)
     return SecretFile(
         dest=ENV_DEST, template="storage/storage.env.j2", uses=uses,
-        context={"settings": settings, "db_host": db_host(settings),
-                 "redis_url": redis_url(settings)}
+        context={"settings": settings, "database": database(settings),
+                 "db_host": db_host(settings), "redis_host": redis_host(settings)}
         if resolve else {},
         owner=settings.storage_app_user, group=settings.storage_app_user, mode="0400")
+
+
+# What an app's Redis user may run: its own keys' reads and writes, no admin, no scripting.
+REDIS_COMMANDS = ["-@all", "+auth", "+hello", "+ping", "+client|setname", "+get", "+set",
+                  "+del", "+exists", "+expire", "+incr", "+incrby", "+lpush", "+rpop", "+llen"]
+
+
+def declares(settings: Settings, offers: dict) -> list[Declaration]:
+    """The logins DATABASE_URL and REDIS_URL carry, created by postgres and redis on the
+    inventory's db and cache hosts (not when storage_db_host / storage_redis_host name a
+    server outside the inventory)."""
+    out = []
+    if database(settings) == "postgresql" and not settings.storage_db_host:
+        user = settings.storage_db_user
+        out += [Declaration(role="postgres", key="postgres_roles", host="group:db", item={
+                    "name": user, "password_secret": settings.storage_db_password_secret}),
+                Declaration(role="postgres", key="postgres_databases", host="group:db",
+                            item={"name": settings.storage_db_name, "owner": user})]
+    if settings.storage_redis_user and not settings.storage_redis_host:
+        user = settings.storage_redis_user
+        out.append(Declaration(role="redis", key="redis_users", host="group:cache", item={
+            "name": user, "password_secret": settings.storage_redis_password_secret,
+            "keys": [f"~{user}:*"], "channels": [f"&{user}:*"], "commands": REDIS_COMMANDS}))
+    return out
+
+
+def offers(settings: Settings) -> dict:
+    """For roles that run the app (the agent): who it runs as and what it reads."""
+    return {"user": settings.storage_app_user, "uid": settings.storage_app_uid,
+            "env_file": ENV_PATH, "data_dir": settings.storage_data_dir}
 
 
 def secrets(settings: Settings) -> list[SecretFile]:
@@ -97,9 +126,12 @@ def check(settings: Settings):
 
 @deploy("storage")
 def apply(settings: Settings) -> None:
-    user = settings.storage_app_user
+    user, uid = settings.storage_app_user, settings.storage_app_uid
+    if uid is not None:
+        server.group(name=f"App group {user}", group=user, gid=uid, system=True)
     server.user(name=f"App user {user}", user=user, system=True, home="/nonexistent",
-                shell="/usr/sbin/nologin", create_home=False)
+                shell="/usr/sbin/nologin", create_home=False, uid=uid,
+                group=user if uid is not None else None)
     packages = ["python3", *CLIENTS[settings.storage_backend]]
     apt.packages(name=f"Install the {settings.storage_backend} client", packages=packages,
                  no_recommends=True)
@@ -126,4 +158,4 @@ def apply(settings: Settings) -> None:
 
 
 ROLE = Role(name="storage", settings=Settings, apply=apply, groups=("app",), secrets=secrets,
-            cross_check=cross_check)
+            cross_check=cross_check, declares=declares, offers=offers)

@@ -17,6 +17,20 @@ class Settings(RoleSettings):
     storage_app_user: Name = Field(
         "app", description="User the app runs as: it owns DATA_DIR and reads the environment file."
     )
+    storage_app_uid: Annotated[int, Field(ge=1, le=65533)] | None = Field(
+        None,
+        description=(
+            "Fixed uid (and gid) of storage_app_user, so a container can run as it and own "
+            "DATA_DIR; None: the system picks one."
+        ),
+    )
+    storage_database: Literal["sqlite", "postgresql"] | None = Field(
+        None,
+        description=(
+            "DATABASE_URL's database: PostgreSQL (the storage_db_* login) or SQLite under "
+            "DATA_DIR/db; None: PostgreSQL for the postgresql backend, else SQLite."
+        ),
+    )
     storage_data_dir: str = Field(
         "/srv/app/data",
         description="DATA_DIR (absolute): db/, credentials/, config/agents/, config/skills/.",
@@ -77,6 +91,16 @@ class Settings(RoleSettings):
     storage_redis_db: Annotated[int, Field(ge=0, le=15)] = Field(
         0, description="Redis database number for REDIS_URL."
     )
+    storage_redis_user: Name | None = Field(
+        None,
+        description=(
+            "ACL user in REDIS_URL (declared to the redis role of the cache host, with the "
+            "commands and `<user>:*` keys an app needs); None: REDIS_URL has no credentials."
+        ),
+    )
+    storage_redis_password_secret: SecretName = Field(
+        "storage_redis_password", description="Secret holding storage_redis_user's password."
+    )
     storage_check: bool = Field(
         True,
         description=(
@@ -107,8 +131,15 @@ class Settings(RoleSettings):
         return value
 
 
+def database(settings: Settings) -> str:
+    """DATABASE_URL's database: "postgresql" or "sqlite"."""
+    if settings.storage_database:
+        return settings.storage_database
+    return "postgresql" if settings.storage_backend == "postgresql" else "sqlite"
+
+
 def cross_check(hosts) -> list:
-    """postgresql without storage_db_host needs a host in the inventory's db group."""
+    """A PostgreSQL DATABASE_URL without storage_db_host needs a host in the db group."""
     from keel.core.data import Problem
 
     has_db = any("db" in h.groups for h in hosts)
@@ -117,12 +148,12 @@ def cross_check(hosts) -> list:
             h.name,
             "storage_db_host",
             h.sources.get("storage_db_host", "?"),
-            "storage_backend is 'postgresql' but no storage_db_host is set and the "
-            "inventory has no db group",
+            "DATABASE_URL is PostgreSQL (storage_backend or storage_database) but no "
+            "storage_db_host is set and the inventory has no db group",
         )
         for h in hosts
         if "storage" in h.roles
-        and h.values.get("storage_backend") == "postgresql"
+        and database(h.settings("storage")) == "postgresql"
         and not h.values.get("storage_db_host")
         and not has_db
     ]

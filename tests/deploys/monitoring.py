@@ -5,5 +5,5 @@ Prometheus loads. The rest of the site (storage, app, containers) is left out to
 from keel.deploy.site import apply_role
 
 for role in ("base", "secrets", "postgres", "redis", "edge", "node_exporter",
-             "postgres_exporter", "redis_exporter", "prometheus"):
+             "postgres_exporter", "redis_exporter", "alertmanager", "prometheus"):
     apply_role(role)

@@ -116,15 +116,24 @@ class Harness:
         document = None
         if as_json and proc.stdout.strip().startswith("{"):
             document = json.loads(proc.stdout)
-        return Run(argv, proc.returncode, proc.stdout, proc.stderr, document)
+        stderr = proc.stderr
+        debug_log = ROOT / "pyinfra-debug.log"
+        if "pyinfra-debug.log" in stderr and debug_log.exists():
+            # pyinfra writes it to its working directory on an internal exception: kept with
+            # the test's files, not left in the working tree.
+            count = len(list(self.workdir.glob("pyinfra-debug-*")))
+            kept = self.workdir / f"pyinfra-debug-{count}.log"
+            debug_log.replace(kept)
+            stderr += f"\n(keel tests: pyinfra-debug.log moved to {kept})\n"
+        return Run(argv, proc.returncode, proc.stdout, stderr, document)
 
     def converge(self, inventory: Path, deploy: str, **kwargs) -> Run:
         return self.run(inventory, deploy, **kwargs).check()
 
-    def assert_idempotent(self, inventory: Path, deploy: str,
-                          env: dict[str, str] | None = None) -> tuple[Run, Run, Run]:
-        """Converge, converge again (zero changes), then plan (zero changes)."""
-        first = self.converge(inventory, deploy, env=env)
+    def assert_idempotent(self, inventory: Path, deploy: str, env: dict[str, str] | None = None,
+                          timeout: int = 900) -> tuple[Run, Run, Run]:
+        """Converge (within timeout), converge again (zero changes), then plan (zero changes)."""
+        first = self.converge(inventory, deploy, env=env, timeout=timeout)
         second = self.converge(inventory, deploy, env=env)
         assert second.changed() == {}, f"second run changed: {second.changed()}"
         plan = self.run(inventory, deploy, dry=True, diff=True, env=env).check()
