@@ -130,6 +130,13 @@ def security_mirror() -> str:
     return "http://deb.debian.org/debian-security"
 
 
+def image_sources() -> str:
+    """The image's /etc/apt/sources.list: the suites base's debian.sources lists."""
+    return (f"deb {debian_mirror()} {SUITE} main\n"
+            f"deb {debian_mirror()} {SUITE}-updates main\n"
+            f"deb {security_mirror()} {SUITE}-security main\n")
+
+
 def _recipe_files() -> dict[str, bytes]:
     files = {
         "setup-rootfs.sh": (HERE / "setup-rootfs.sh").read_bytes(),
@@ -177,10 +184,10 @@ def build_image(log=print) -> str:
             (rootfs / "usr/local/share/ca-certificates/keel-controller.crt").write_bytes(
                 files["keel-controller.crt"])
         # The image carries bookworm's security and point updates, so a host's first converge
-        # applies only those published since the build (setup-rootfs.sh removes this list).
-        (rootfs / "etc/apt/sources.list.d/keel-build.list").write_text(
-            f"deb {debian_mirror()} {SUITE}-updates main\n"
-            f"deb {security_mirror()} {SUITE}-security main\n")
+        # applies only those published since the build. Its sources keep all three suites:
+        # a host converged without base (whose debian.sources replaces this file) must still
+        # install packages that depend on the updated libraries' exact versions.
+        (rootfs / "etc/apt/sources.list").write_text(image_sources())
         (rootfs / "tmp/setup-rootfs.sh").write_bytes(files["setup-rootfs.sh"])
         _step("setup-rootfs", ["chroot", str(rootfs), "/bin/sh", "/tmp/setup-rootfs.sh"], work)
         (rootfs / "tmp/setup-rootfs.sh").unlink()

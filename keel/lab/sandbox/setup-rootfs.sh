@@ -12,10 +12,9 @@ systemctl enable ssh.service keel-sshd-keygen.service >/dev/null
 # Units that cannot work inside a container.
 systemctl mask getty@tty1.service systemd-firstboot.service >/dev/null
 update-ca-certificates >/dev/null
-# Security and point updates at build time (keel-build.list, written by the build).
+# Security and point updates at build time (sources.list: main, updates, security).
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
 apt-get update -qq
 apt-get -y -qq -o Dpkg::Options::=--force-confold dist-upgrade >/dev/null
-rm -f /etc/apt/sources.list.d/keel-build.list
 apt-get clean
 rm -rf /var/lib/apt/lists/*
