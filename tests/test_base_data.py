@@ -42,3 +42,19 @@ def test_sshd_template_off_switches():
     conf = render("base", "sshd.conf", settings=off, allow_groups=allow_groups(off))
     assert "AllowGroups" not in conf and "Banner" not in conf
     assert "AllowTcpForwarding yes" in conf
+
+
+def test_a_container_gets_only_network_namespaced_sysctls():
+    """kernel.*, fs.* (and the rest) are the machine's: a privileged sandbox host must not
+    write them. Listed as comments, so the file says what a VM would get."""
+    from roles.base.hardening import sysctls
+
+    everything, none_skipped = sysctls(Settings(), {"virt": "none"})
+    assert none_skipped == {} and everything["kernel.kexec_load_disabled"] == 1
+    written, skipped = sysctls(Settings(), {"virt": "podman"})
+    assert written and all(key.startswith(("net.ipv4.", "net.ipv6.")) for key in written)
+    assert {"kernel.kexec_load_disabled", "kernel.unprivileged_bpf_disabled",
+            "fs.suid_dumpable", "fs.protected_symlinks"} <= set(skipped)
+    assert written.keys() | skipped.keys() == everything.keys()
+    conf = render("base", "sysctl.conf", sysctls=written, skipped=skipped, virt="podman")
+    assert "\nkernel." not in conf and "# kernel.kexec_load_disabled = 1" in conf

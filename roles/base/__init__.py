@@ -40,9 +40,10 @@ def apply(settings: Settings) -> None:
     if settings.base_security_updates:  # before any package install: list, do not restart
         config_file("base", "needrestart.conf", "/etc/needrestart/conf.d/keel.conf",
                     name="needrestart: list, do not restart")
+    hardening.accounts_hook(settings)  # before any package install, as well
     refreshed = _apt(settings, hardening.packages(settings, current))
     _security_updates(settings, current, refreshed)
-    _identity(settings)
+    _identity(settings, current)
     _time(settings)
     _admins(settings)
     _default_user(settings)
@@ -94,7 +95,7 @@ def _security_updates(settings, current: dict, refreshed: bool) -> None:
     server.shell(name=name, commands=[SECURITY_UPGRADE])
 
 
-def _identity(settings) -> None:
+def _identity(settings, current: dict) -> None:
     name = settings.base_hostname or host.name
     server.hostname(name="Set hostname", hostname=name)
     config_file("base", "hosts", "/etc/hosts", name="Write /etc/hosts", hostname=name,
@@ -118,10 +119,14 @@ def _identity(settings) -> None:
                            name="Cap journald disk use", settings=settings)
     systemd.service(name="Restart journald", service="systemd-journald", restarted=True,
                     _if=journald.did_change)
+    written, skipped = hardening.sysctls(settings, current)
     sysctl = config_file("base", "sysctl.conf", "/etc/sysctl.d/90-keel.conf",
-                         name="Write kernel hardening sysctls",
-                         sysctls=hardening.sysctls(settings))
-    # systemd-sysctl skips itself where /proc/sys is read-only (containers).
+                         name="Write kernel hardening sysctls" + (
+                             f" (container: {len(skipped)} host-wide keys left out)"
+                             if skipped else ""),
+                         sysctls=written, skipped=skipped, virt=current["virt"])
+    # systemd-sysctl skips itself where /proc/sys is read-only (containers); where it is
+    # writable (a privileged container) the file holds network-namespaced keys only.
     systemd.service(name="Apply sysctls", service="systemd-sysctl", running=None,
                     restarted=True, _if=sysctl.did_change)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.operations import server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from keel.deploy.ops import config_file, managed_file, service
@@ -16,6 +16,13 @@ METRICS_SCRIPT = "/usr/local/sbin/keel-base-metrics"
 # Accounts CIS lets keep their shell (5.4.2.7): their "shell" is what they are for.
 SHELL_EXEMPT = {"root", "sync", "shutdown", "halt"}
 NOLOGIN = "/usr/sbin/nologin"
+ACCOUNTS_SCRIPT = "/usr/local/sbin/keel-lock-system-accounts"
+AIDE_FLAG = "/var/lib/aide/keel.rebaseline"
+# System accounts (0 < uid < 1000) with a login shell, and those with a usable password: one
+# name a line. The fact and the script apt runs after each dpkg run share them.
+SYSTEM_SHELLS = "awk -F: '$3>0 && $3<1000 && $7!~/(nologin|false)$/ {print $1}' /etc/passwd"
+SYSTEM_UNLOCKED = ("awk -F: 'NR==FNR {uid[$1]=$3; next} uid[$1]>0 && uid[$1]<1000 && "
+                   "$2!~/^[!*]/ {print $1}' /etc/passwd /etc/shadow")
 
 
 class BaseState(FactBase):
@@ -25,10 +32,11 @@ class BaseState(FactBase):
 echo "virt=$(systemd-detect-virt --container 2>/dev/null || echo none)"
 [ -e /proc/self/loginuid ] && echo audit_kernel=1
 echo "tmp=$(findmnt -n -o OPTIONS /tmp 2>/dev/null)"
-[ -f /var/lib/aide/keel.db ] && echo aide_db=1
-awk -F: '$3>0 && $3<1000 && $7!~/(nologin|false)$/ {print "shell="$1}' /etc/passwd
-awk -F: 'NR==FNR {uid[$1]=$3; next} uid[$1]>0 && uid[$1]<1000 && $2!~/^[!*]/ \
-    {print "unlocked="$1}' /etc/passwd /etc/shadow
+# A baseline being built in the background (keel-base-metrics) counts as there.
+{ [ -f /var/lib/aide/keel.db ] || systemctl list-jobs --no-legend keel-base-metrics.service \
+    2>/dev/null | grep -q . ; } && echo aide_db=1
+""" + SYSTEM_SHELLS + " | sed 's/^/shell=/'\n" \
+        + SYSTEM_UNLOCKED + " | sed 's/^/unlocked=/'\n" + r"""
 find /usr/bin /usr/sbin -xdev -type f -perm /6000 2>/dev/null | sort | sed 's/^/suid=/'
 for k in /etc/ssh/ssh_host_*_key; do
     [ ! -e "$k" ] || [ "$(stat -c %a:%U:%G "$k")" = 600:root:root ] || echo "loosekey=$k"
@@ -92,12 +100,29 @@ def accounts(settings, current: dict) -> None:
         config_file("base", "pwquality.conf", "/etc/security/pwquality.conf.d/keel.conf",
                     name="Password quality (pam_pwquality)", settings=settings)
     if settings.base_lock_system_accounts:
+        # Accounts on the host now; packages that add one later (postgresql's has bash) are
+        # handled by apt's hook (accounts_hook), so a later role's install undoes nothing.
         for user in sorted(set(current["shell"]) - SHELL_EXEMPT):
             server.shell(name=f"No login shell for system account {user}",
                          commands=[f"usermod --shell {NOLOGIN} {user}"])
         for user in sorted(set(current["unlocked"]) - {"root"}):
             server.shell(name=f"Lock password of system account {user}",
                          commands=[f"usermod --lock {user}"])
+
+
+def accounts_hook(settings) -> None:
+    """System accounts a package creates or changes get no login shell and a locked password
+    right after the dpkg run (apt's DPkg::Post-Invoke). Written before base's own installs."""
+    on = settings.base_lock_system_accounts
+    if on:
+        config_file("base", "keel-lock-system-accounts", ACCOUNTS_SCRIPT, mode="0755",
+                    name="Install the system accounts lock script", shells=SYSTEM_SHELLS,
+                    unlocked=SYSTEM_UNLOCKED, exempt=sorted(SHELL_EXEMPT), nologin=NOLOGIN)
+        config_file("base", "99keel-accounts", "/etc/apt/apt.conf.d/99keel-accounts",
+                    name="Lock system accounts after each package install", script=ACCOUNTS_SCRIPT)
+    else:
+        for path in (ACCOUNTS_SCRIPT, "/etc/apt/apt.conf.d/99keel-accounts"):
+            files.file(name=f"Remove {path}", path=path, present=False)
 
 
 def kernel(settings) -> None:
@@ -111,11 +136,20 @@ def kernel(settings) -> None:
                     name="Blacklist unused filesystems and protocols", settings=settings)
 
 
-def sysctls(settings) -> dict:
+# Keys each network namespace has its own copy of. Every other key (kernel.*, fs.*, vm.*,
+# net.core.*) is the machine's: a privileged container writing it would change its host.
+NAMESPACED_SYSCTLS = ("net.ipv4.", "net.ipv6.")
+
+
+def sysctls(settings, current: dict) -> tuple[dict, dict]:
+    """(written, skipped): in a container only the network-namespaced keys are written."""
     values = dict(settings.base_sysctl)
     if not settings.base_core_dumps:
         values.setdefault("fs.suid_dumpable", 0)
-    return values
+    if current["virt"] == "none":
+        return values, {}
+    written = {k: v for k, v in values.items() if k.startswith(NAMESPACED_SYSCTLS)}
+    return written, {k: v for k, v in values.items() if k not in written}
 
 
 def audit(settings, current: dict) -> None:
@@ -177,19 +211,17 @@ def metrics(settings, current: dict) -> None:
     integrity = settings.base_integrity
     script = config_file("base", "keel-base-metrics", METRICS_SCRIPT, mode="0755",
                          name="Install the base metrics script", integrity=integrity,
-                         metrics_dir=settings.base_metrics_dir)
+                         metrics_dir=settings.base_metrics_dir, flag=AIDE_FLAG)
+    rebuild = False
     if integrity:
         # Packages change /usr/bin legitimately; debsums checks those against the packages'
-        # own sums, so AIDE takes a new baseline after each dpkg run.
+        # own sums, so AIDE takes a new baseline after each dpkg run (in the background).
         config_file("base", "99keel-aide", "/etc/apt/apt.conf.d/99keel-aide",
-                    name="AIDE: new baseline after package changes", script=METRICS_SCRIPT)
+                    name="AIDE: new baseline after package changes", script=METRICS_SCRIPT,
+                    flag=AIDE_FLAG)
         aide = config_file("base", "aide.conf", "/etc/aide/keel.conf", mode="0600",
                            name="AIDE: keel's scope", settings=settings)
-        if aide.will_change or not current["aide_db"]:
-            server.shell(name="AIDE: build the baseline database", commands=[
-                "install -d -m 0700 /var/lib/aide",
-                "aide --config /etc/aide/keel.conf --init >/dev/null",
-                "mv /var/lib/aide/keel.db.new /var/lib/aide/keel.db"])
+        rebuild = aide.will_change or not current["aide_db"]
     unit = config_file("base", "keel-base-metrics.service",
                        "/etc/systemd/system/keel-base-metrics.service",
                        name="Install keel-base-metrics.service", script=METRICS_SCRIPT)
@@ -200,10 +232,17 @@ def metrics(settings, current: dict) -> None:
                           _if=any_changed(unit, timer))
     service(name="Run the base metrics timer", service="keel-base-metrics.timer",
             running=True, enabled=True)
-    # In the background: debsums and AIDE take a while, and the run need not wait for them.
-    server.shell(name="Write base metrics now",
-                 commands=["systemctl start --no-block keel-base-metrics.service"],
-                 _if=any_changed(script, unit))
+    # In the background: AIDE's first baseline and debsums take a while (tens of seconds on a
+    # loaded machine), and the run need not wait for them; the metrics say when they are done.
+    if rebuild:
+        server.shell(name="AIDE: build the baseline database, then write base metrics "
+                          "(in the background)",
+                     commands=[f"install -d -m 0700 /var/lib/aide && touch {AIDE_FLAG}",
+                               "systemctl restart --no-block keel-base-metrics.service"])
+    else:
+        server.shell(name="Write base metrics now (in the background)",
+                     commands=["systemctl restart --no-block keel-base-metrics.service"],
+                     _if=any_changed(script, unit))
 
 
 # Debian 12's /etc/login.defs (login 1:4.13), its effective lines; keel's values go over it.

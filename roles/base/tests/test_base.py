@@ -118,7 +118,23 @@ def test_core_dumps_off(host):
     assert "* hard core 0" in host.file("/etc/security/limits.d/keel-coredump.conf").content_string
     assert host.check_output("su - alice -s /bin/sh -c 'ulimit -Hc'") == "0"
     assert "Storage=none" in host.file("/etc/systemd/coredump.conf.d/keel.conf").content_string
+    # In a container the key is listed but left out (the kernel is the machine's).
     assert "fs.suid_dumpable = 0" in host.file("/etc/sysctl.d/90-keel.conf").content_string
+
+
+def test_sysctls_host_wide_keys_left_out_in_a_container(host):
+    """A privileged container's /proc/sys is writable: only per-network-namespace keys may be
+    written there, or the sandbox would harden the machine's own kernel."""
+    if host.check_output("systemd-detect-virt --container || true") in ("", "none"):
+        return
+    lines = host.file("/etc/sysctl.d/90-keel.conf").content_string.splitlines()
+    active = [line.split("=")[0].strip() for line in lines if "=" in line
+              and not line.startswith("#")]
+    assert active and all(key.startswith(("net.ipv4.", "net.ipv6.")) for key in active), active
+    assert "# kernel.kexec_load_disabled = 1" in lines and "# fs.suid_dumpable = 0" in lines
+    vendor = host.check_output("ls /usr/lib/sysctl.d/ | grep '[.]conf$' || true").split()
+    for name in vendor:
+        assert host.file(f"/etc/sysctl.d/{name}").linked_to == "/dev/null", name
 
 
 def test_module_blacklist_written(host):
@@ -147,9 +163,10 @@ def test_no_pending_security_update(host):
 
 def test_metrics_and_integrity(host):
     assert host.service("keel-base-metrics.timer").is_enabled
-    # The converge starts the first check in the background.
-    host.run("for i in $(seq 120); do systemctl is-active -q keel-base-metrics.service || "
-             "break; sleep 1; done")
+    # The converge starts AIDE's baseline and the first check in the background (one job).
+    host.run("for i in $(seq 180); do systemctl list-jobs --no-legend keel-base-metrics.service "
+             "| grep -q . || break; sleep 1; done")
+    assert not host.file("/var/lib/aide/keel.rebaseline").exists
     prom = host.file("/var/lib/prometheus/node-exporter/keel_base.prom").content_string
     for metric in ("keel_base_reboot_required 0", "keel_base_needrestart_services",
                    "keel_base_debsums_changed_files 0", "keel_base_aide_changed 0",
