@@ -376,7 +376,7 @@ def test_checks_across_hosts(harness, fake_role, fake_secret, name):
 
 
 def test_keel_data_masks_secrets(harness, fake_role, fake_secret):
-    from keel.core.checks import secret_names
+    from keel.core.checks import Fleet, secret_names
     from keel.core.data import MASK, masked
     app = Host("e-app1", "198.51.100.250", False, "running")
     inventory = harness.inventory(
@@ -386,7 +386,7 @@ def test_keel_data_masks_secrets(harness, fake_role, fake_secret):
     env = load(inventory)
     assert [p for p in env.problems if p.host == "e-app1"] == []
     host = env.host("e-app1")
-    shown = masked(host, secret_names(host))
+    shown = masked(host, secret_names(Fleet([host]), host))
     assert shown["fake_token"] == MASK  # marked Secret in the schema
     assert shown["ssh_password"] == MASK  # named like a secret
     assert shown["fake_password_secret"] == "fake_db_password"  # a secret's name, not a value

@@ -214,6 +214,18 @@ def test_reload_only_change_does_not_restart(converged, harness, hosts, data):
     assert as_postgres(db, "show random_page_cost", "postgres") == "1.5"
 
 
+def test_a_setting_postgres_refuses_leaves_the_live_config(converged, harness, hosts, data):
+    db = hosts[0]
+    conf = "/etc/postgresql/15/main/conf.d/keel.conf"
+    before = ssh(db, f"cat {conf}").stdout
+    started, loaded = _times(db)
+    bad = {"postgres_settings": {"random_page_cost": "lots"}}
+    run = harness.run(inventory(harness, hosts, data, "refused", **bad), DEPLOY)
+    assert run.returncode != 0 and 'invalid value for parameter "random_page_cost"' in run.output
+    assert ssh(db, f"cat {conf}").stdout == before  # the old file is back
+    assert _times(db) == [started, loaded]  # neither reloaded nor restarted
+
+
 def test_restart_change_restarts_drops_confirmed_and_keeps_data(converged, harness, hosts, data):
     db = hosts[0]
     count = as_postgres(db, "select count(*) from t")

@@ -47,9 +47,10 @@ def site(sandbox_hosts, harness, secrets_env):
     data.write_text(f"claude_cli_cache_dir = {claude_cache.HOST_CACHE!r}\n")
     ENV["KEEL_DATA"] = str(data)
     # As `make up` does: the sandbox's CA (the agents' vhosts), and the secrets the data names.
-    from keel.core import ca
+    from keel.core import ca, store
 
-    ca.init("sandbox")
+    if ca.KEY not in store.names("sandbox"):  # another module of this worker may have made it
+        ca.init("sandbox")
     ensure = subprocess.run([str(BIN / "keel"), "secrets", "ensure", "sandbox", str(INVENTORY)],
                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, **ENV}, timeout=300)
@@ -172,12 +173,12 @@ def test_no_credential_of_the_agent_rests_on_disk(site):
 def test_the_agent_port_answers_the_edge_alone(site):
     hosts, _ = site
     app1 = hosts["app1"].address
-    # The API is on the host's loopback only (the edge's upstream); Prometheus on mon reaches
-    # the metrics port (a published container port is forwarded, not filtered by base's input
-    # chain: see README, The platform).
+    # The API is on the host's loopback only (the edge's upstream); the metrics port, a
+    # published (DNATed) container port, answers Prometheus on mon alone.
     assert ssh(hosts["mon1"], f"timeout 5 bash -c '</dev/tcp/{app1}/8000'").returncode != 0
     assert ssh(hosts["db1"], f"timeout 5 bash -c '</dev/tcp/{app1}/8000'").returncode != 0
     assert ssh(hosts["mon1"], f"timeout 5 bash -c '</dev/tcp/{app1}/9464'").returncode == 0
+    assert ssh(hosts["db1"], f"timeout 5 bash -c '</dev/tcp/{app1}/9464'").returncode != 0
 
 
 def _broken(check_output: str, expected: str) -> None:

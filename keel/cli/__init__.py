@@ -68,7 +68,7 @@ def _vm(args: argparse.Namespace) -> int:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from keel.core.checks import secret_names
+    from keel.core.checks import Fleet, secret_names
     from keel.core.data import masked
     from keel.core.inventory import load
 
@@ -76,10 +76,11 @@ def _data(args: argparse.Namespace) -> int:
     hosts = [env.host(args.host)] if args.host else env.hosts
     problems = env.problems
     broken = {problem.host for problem in problems}
+    fleet = Fleet(env.hosts)
     shown = {}
     for host in hosts:
         # Values that are names of secrets (in secrets/<env>.yaml) are shown.
-        values = masked(host, set() if host.name in broken else secret_names(host, env.hosts))
+        values = masked(host, set() if host.name in broken else secret_names(fleet, host))
         shown[host.name] = {
             key: {"value": values[key], "source": host.sources[key]}
             for key in sorted(values)
@@ -183,7 +184,7 @@ def _secrets(args: argparse.Namespace) -> int:
     elif args.action == "generate":
         store.put(env, _arg(args, "key"), store.generate(args.length))
     elif args.action == "ensure":
-        from keel.core.checks import secret_names
+        from keel.core.checks import Fleet, secret_names
         from keel.core.data import format_problems, validate_host
         from keel.core.inventory import load
 
@@ -192,7 +193,8 @@ def _secrets(args: argparse.Namespace) -> int:
         if problems:
             raise KeelError(format_problems(problems).removeprefix("keel: "))
         # Problems name the data key that asks for a secret: the names come from the roles.
-        missing = sorted({name for host in hosts for name in secret_names(host, hosts)}
+        fleet = Fleet(hosts)
+        missing = sorted({name for host in hosts for name in secret_names(fleet, host)}
                          - set(store.names(env)))
         for name in missing:
             store.put(env, name, store.generate(args.length))

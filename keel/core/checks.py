@@ -232,7 +232,6 @@ def _rank(problem: Problem) -> tuple[bool, bool]:
     return problem.source.endswith(("(default)", "(declared)")), any(c in problem.key for c in "[.")
 
 
-def secret_names(host: HostData, hosts: list[HostData] | None = None) -> set[str]:
+def secret_names(fleet: Fleet, host: HostData) -> set[str]:
     """The names of the secrets the host's roles need (the data must be valid)."""
-    fleet = Fleet(hosts or [host])
     return {name for _, file in secret_files(fleet, host) for name in file.names}

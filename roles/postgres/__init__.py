@@ -27,6 +27,9 @@ VERSION = "15"
 UNIT = f"postgresql@{VERSION}-main"
 CONF_DIR = f"/etc/postgresql/{VERSION}/main"
 KEEL_CONF = f"{CONF_DIR}/conf.d/keel.conf"
+# Parses the whole configuration (conf.d included) as the server would; works while it runs.
+CONF_CHECK = (f"runuser -u postgres -- /usr/lib/postgresql/{VERSION}/bin/postgres "
+              f"--config-file={CONF_DIR}/postgresql.conf -C data_directory")
 SCRIPTS = Path(__file__).parent / "scripts"
 PASSWORD_TOOL = "/usr/local/sbin/keel-pg-password"
 BACKUP_TOOL = "/usr/local/sbin/keel-pg-backup"
@@ -91,7 +94,8 @@ def _configure(settings, cluster) -> None:
     changed = plan.changed_parameters(host.get_fact(FileContents, path=KEEL_CONF), parameters)
     reasons = plan.restart_reasons(changed, cluster)
     conf = config_file("postgres", "postgresql.conf", KEEL_CONF, user="postgres",
-                       group="postgres", name="Write PostgreSQL settings", parameters=parameters)
+                       group="postgres", name="Write PostgreSQL settings", parameters=parameters,
+                       check=CONF_CHECK)
     hba = config_file("postgres", "pg_hba.conf", f"{CONF_DIR}/pg_hba.conf", user="postgres",
                       group="postgres", mode="0640", name="Write pg_hba.conf",
                       rules=plan.hba_rules(settings, source_addresses))
