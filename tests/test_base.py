@@ -4,6 +4,7 @@
 import pytest
 
 from keel import ROOT
+from keel.lab import sandbox
 from keel.lab.testing import run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
@@ -68,7 +69,64 @@ def test_sshd_refuses_password_auth(converged):
     assert "Permission denied (publickey)" in proc.stderr
 
 
+def _ssh_with(target, *options):
+    import subprocess
+
+    return subprocess.run(
+        # LogLevel INFO: the sandbox's ssh_config (ERROR) would hide why a connection fails.
+        ["ssh", "-F", str(sandbox.ssh_config()), "-o", "LogLevel=INFO", *options,
+         f"root@{target.address}", "true"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
+
+
+def test_sshd_refuses_a_weak_cipher(converged):
+    """A client that offers only CBC (or only an SHA-1 MAC) finds no common algorithm."""
+    target, _, _ = converged
+    assert _ssh_with(target).returncode == 0, "baseline: the usual client must get in"
+    weak = _ssh_with(target, "-c", "aes128-cbc")
+    assert weak.returncode == 255 and "no matching cipher found" in weak.stderr, weak.stderr
+    weak = _ssh_with(target, "-o", "MACs=hmac-sha1", "-c", "aes128-ctr")
+    assert weak.returncode == 255 and "no matching MAC found" in weak.stderr, weak.stderr
+
+
+def test_plan_names_the_audit_skip(converged):
+    """A container has no kernel audit of its own: the run says so and carries on."""
+    _, _, (first, _, plan) = converged
+    assert "Skip auditd: the kernel offers no audit here" in first.output
+    assert "Skip auditd" in plan.output
+
+
 def test_firewall_survives_reload(converged):
     """Loading the rules again keeps the host reachable (only keel's table is replaced)."""
     target, _, _ = converged
     assert ssh(target, "nft -f /etc/nftables.conf && nft list tables").stdout.count("keel") == 1
+
+
+# A small library whose security update is in bookworm-security and whose older version is
+# still in bookworm main: downgrading it makes a real pending security update.
+DOWNGRADE = r"""
+for p in libzstd1 liblzma5 libtasn1-6 libexpat1; do
+    old=$(apt-cache madison "$p" | awk -F' [|] ' '$3 !~ /-security/ {print $2; exit}')
+    new=$(apt-cache madison "$p" | awk -F' [|] ' '$3 ~ /-security/ {print $2; exit}')
+    if [ -n "$old" ] && [ -n "$new" ] && [ "$old" != "$new" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades \
+            "$p=$old" >/dev/null 2>&1 && echo "$p $new" && exit 0
+    fi
+done
+exit 1
+"""
+
+
+def test_pending_security_update_shown_then_applied(converged, harness):
+    """A plan names a pending security update; the next converge applies it (runs last: it
+    converges the peer again)."""
+    target, peer, _ = converged
+    picked = ssh(peer, DOWNGRADE, timeout=180)
+    assert picked.returncode == 0, f"no downgradable package with a security update: {picked}"
+    package, version = picked.stdout.split()
+    inventory = harness.inventory({"app": [target], "peers": [peer]}, data_files=[DATA])
+    plan = harness.run(inventory, "deploys/base.py", dry=True, diff=True).check()
+    assert f"pending security updates ({package})" in plan.output
+    harness.converge(inventory, "deploys/base.py")
+    installed = ssh(peer, f"dpkg-query -W -f '${{Version}}' {package}").stdout
+    assert installed == version

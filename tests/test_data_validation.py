@@ -132,6 +132,19 @@ CASES = {
         {"base_default_user": "bob",
          "base_admin_users": [{"name": "bob", "ssh_keys": [GOOD_KEY]}]},
         "base_default_user", "the admin must be another user", across=True),
+    "sshd cipher list empty after filtering": Case(
+        {"base_sshd_ciphers": ["aes128-cbc", "3des-cbc"]}, "base_sshd_ciphers",
+        "no ciphers left after filtering"),
+    "AllowGroups names no admin": Case(
+        {"base_sshd_allow_groups": ["root", "staff"],
+         "base_admin_users": [{"name": "bob", "ssh_keys": [GOOD_KEY]}]},
+        "base_sshd_allow_groups", "does not name the admin group 'admins'", across=True),
+    "AllowGroups shuts out the root the inventory connects as": Case(
+        {"base_sshd_allow_groups": ["admins"]}, "base_sshd_allow_groups",
+        "the inventory connects as root", across=True),
+    "PermitRootLogin no where the inventory connects as root": Case(
+        {"base_sshd_permit_root_login": "no"}, "base_sshd_permit_root_login",
+        "keel would lock itself out", across=True),
     "two rules claim a port": Case(
         {"base_firewall_ports": [{"port": 22, "comment": "ssh again"}]},
         "base_firewall_ports", "port 22/tcp is also claimed by base (sshd)", across=True),

@@ -206,9 +206,11 @@ def _alert(hosts, name):
 
 
 def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
-    # The backup job writes textfile metrics; a failed run is status 0.
-    ssh(hosts["m-db1"], "printf 'keel_backup_last_status{database=\"app\"} 0\\n' "
-                        "> /var/lib/prometheus/node-exporter/keel_backup.prom")
+    # The backup job writes textfile metrics (mode 0644, as keel_pg_backup.py does: root's
+    # sessions have umask 027 under base); a failed run is status 0.
+    ssh(hosts["m-db1"], "f=/var/lib/prometheus/node-exporter/keel_backup.prom && "
+                        "printf 'keel_backup_last_status{database=\"app\"} 0\\n' > $f && "
+                        "chmod 0644 $f")
     # An app service whose container fails its health check (a stand-in engine answers).
     ssh(hosts["m-app1"], "printf '[Service]\\nExecStart=/usr/bin/podman start -a web\\n' "
                          "> /etc/systemd/system/app-web.service && "

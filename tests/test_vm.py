@@ -285,3 +285,29 @@ def test_hostname_kept(site):
 
 def test_no_drift_after_reboot(site):
     assert site["plan"].changed() == {}
+
+
+# --- hardening on a real kernel (roles/base/hardening.py) --------------------------------
+
+def test_blacklisted_modules_refuse_to_load(site):
+    machine = site["vm"]
+    for module in ("dccp", "sctp", "cramfs"):
+        proc = machine.ssh(ADMIN, f"sudo modprobe {module}")
+        assert proc.returncode != 0, f"{module} loaded"
+        assert module not in _sh(machine, "cut -d' ' -f1 /proc/modules").split()
+
+
+def test_audit_records_a_write_to_passwd(site):
+    machine = site["vm"]
+    assert _sh(machine, "systemctl is-active auditd").strip() == "active"
+    assert "-w /etc/passwd -p wa -k identity" in _sh(machine, "sudo auditctl -l")
+    _sh(machine, "sudo touch /etc/passwd")
+    found = _sh(machine, "for i in $(seq 20); do sudo ausearch -k identity -f /etc/passwd "
+                         "-i 2>/dev/null | grep -q passwd && echo yes && exit; sleep 1; done; "
+                         "echo no")
+    assert found.strip() == "yes"
+
+
+def test_core_dumps_off_on_the_kernel(site):
+    assert _sh(site["vm"], "/usr/sbin/sysctl -n fs.suid_dumpable").strip() == "0"
+    assert _sh(site["vm"], "ulimit -Hc").strip() == "0"

@@ -389,7 +389,8 @@ def checked_install(*, name: str, staged: list, pairs: list[tuple[str, str]], ch
     if not (any(op.will_change for op in staged) or host.get_fact(StagedDiffers, pairs=pairs_arg)):
         return None
     commands = [check]
-    commands += [f"rm -rf {dest}.new && cp -r {src} {dest}.new" for src, dest in pairs]
+    # -p: the staged modes, not the session's umask (base gives root's logins 027).
+    commands += [f"rm -rf {dest}.new && cp -rp {src} {dest}.new" for src, dest in pairs]
     commands += [f"rm -rf {dest} && mv {dest}.new {dest}" for _, dest in pairs]
     if reload:
         commands.append(reload)

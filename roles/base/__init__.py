@@ -1,4 +1,5 @@
-"""base: what every host gets. apt, identity, time, admins, sshd, firewall, upgrades."""
+"""base: what every host gets. apt, identity, time, admins, sshd, firewall, upgrades, and the
+hardening baseline (roles/base/hardening.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,19 @@ from pyinfra.operations import apt, files, server, systemd
 from keel.core.roles import Role
 from keel.core.schema import PortRule
 from keel.deploy.ops import config_file, managed_file, service
+from roles.base import hardening
+from roles.base.alerts import BASE_ALERTS
 from roles.base.firewall import firewall_rules
-from roles.base.schema import Settings, cross_check
+from roles.base.schema import Settings, allow_groups, cross_check
+
+# Security updates only, computed on the host when the command runs (the lists may have been
+# refreshed by this very run). needrestart lists what needs a restart; it restarts nothing.
+SECURITY_UPGRADE = (
+    "pkgs=$(apt-get -s dist-upgrade | awk '/^Inst / && /-security/ {print $2}'); "
+    '[ -z "$pkgs" ] || DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l '
+    "apt-get install -y -q --only-upgrade -o Dpkg::Options::=--force-confdef "
+    "-o Dpkg::Options::=--force-confold $pkgs"
+)
 
 
 def ports(settings: Settings) -> list[PortRule]:
@@ -24,17 +36,35 @@ def ports(settings: Settings) -> list[PortRule]:
 
 @deploy("base")
 def apply(settings: Settings) -> None:
-    _apt(settings)
-    _identity(settings)
+    current = hardening.state()
+    if settings.base_security_updates:  # before any package install: list, do not restart
+        config_file("base", "needrestart.conf", "/etc/needrestart/conf.d/keel.conf",
+                    name="needrestart: list, do not restart")
+    hardening.accounts_hook(settings)  # before any package install, as well
+    refreshed = _apt(settings, hardening.packages(settings, current))
+    _security_updates(settings, current, refreshed)
+    _identity(settings, current)
     _time(settings)
     _admins(settings)
     _default_user(settings)
-    _sshd(settings)
+    hardening.accounts(settings, current)
+    hardening.banners(settings)
+    _sshd(settings, current)
     _firewall(settings)
     _upgrades(settings)
+    hardening.kernel(settings)
+    hardening.tmp(settings, current)
+    hardening.cron_at(settings, current)
+    hardening.audit(settings, current)
+    hardening.metrics(settings, current)
 
 
-def _apt(settings) -> None:
+def alerts() -> list[dict]:
+    return [BASE_ALERTS]
+
+
+def _apt(settings, extra: list[str]) -> bool:
+    """Sources, lists and packages. True when this run refreshes the lists."""
     sources = config_file("base", "debian.sources", "/etc/apt/sources.list.d/debian.sources",
                           name="Set Debian apt sources (main, updates, security)",
                           settings=settings)
@@ -43,16 +73,29 @@ def _apt(settings) -> None:
     # Refresh when the sources change, otherwise only once the cache is older than cache_time.
     if sources.will_change or legacy.will_change:
         # Touch the stamp that apt.update(cache_time) reads, so the next run skips the update.
-        server.shell(name="Update apt lists",
-                     commands=["apt-get update", f"touch {apt.APT_UPDATE_FILENAME}"])
+        update = server.shell(name="Update apt lists",
+                              commands=["apt-get update", f"touch {apt.APT_UPDATE_FILENAME}"])
     else:
-        apt.update(name="Update apt lists", cache_time=settings.base_apt_cache_time)
+        update = apt.update(name="Update apt lists", cache_time=settings.base_apt_cache_time)
     apt.packages(name="Install base packages",
-                 packages=[*settings.base_packages, *settings.base_extra_packages],
+                 packages=[*settings.base_packages, *extra, *settings.base_extra_packages],
                  no_recommends=True)
+    return update.will_change
 
 
-def _identity(settings) -> None:
+def _security_updates(settings, current: dict, refreshed: bool) -> None:
+    """Pending security updates, applied now rather than at unattended-upgrades' first run.
+    The plan names them; a run that refreshes the lists looks again on the host."""
+    pending = current["security"]
+    if not settings.base_security_updates or not (pending or refreshed):
+        return
+    shown = ", ".join(pending[:8]) + (f" and {len(pending) - 8} more" if len(pending) > 8 else "")
+    name = (f"Apply {len(pending)} pending security updates ({shown})" if pending
+            else "Apply pending security updates (lists refreshed)")
+    server.shell(name=name, commands=[SECURITY_UPGRADE])
+
+
+def _identity(settings, current: dict) -> None:
     name = settings.base_hostname or host.name
     server.hostname(name="Set hostname", hostname=name)
     config_file("base", "hosts", "/etc/hosts", name="Write /etc/hosts", hostname=name,
@@ -76,9 +119,14 @@ def _identity(settings) -> None:
                            name="Cap journald disk use", settings=settings)
     systemd.service(name="Restart journald", service="systemd-journald", restarted=True,
                     _if=journald.did_change)
+    written, skipped = hardening.sysctls(settings, current)
     sysctl = config_file("base", "sysctl.conf", "/etc/sysctl.d/90-keel.conf",
-                         name="Write kernel hardening sysctls", settings=settings)
-    # systemd-sysctl skips itself where /proc/sys is read-only (containers).
+                         name="Write kernel hardening sysctls" + (
+                             f" (container: {len(skipped)} host-wide keys left out)"
+                             if skipped else ""),
+                         sysctls=written, skipped=skipped, virt=current["virt"])
+    # systemd-sysctl skips itself where /proc/sys is read-only (containers); where it is
+    # writable (a privileged container) the file holds network-namespaced keys only.
     systemd.service(name="Apply sysctls", service="systemd-sysctl", running=None,
                     restarted=True, _if=sysctl.did_change)
 
@@ -125,9 +173,15 @@ def _default_user(settings) -> None:
                      commands=[f"usermod --lock {name}"])
 
 
-def _sshd(settings) -> None:
+def _sshd(settings, current: dict) -> None:
     conf = config_file("base", "sshd.conf", "/etc/ssh/sshd_config.d/10-keel.conf",
-                       name="Harden sshd", settings=settings, check="sshd -t")
+                       name="Harden sshd", settings=settings,
+                       allow_groups=allow_groups(settings), check="sshd -t")
+    # Host keys: private ones root-only (ssh-baseline); sshd refuses looser ones anyway.
+    if current["loosekey"]:
+        keys = " ".join(current["loosekey"])
+        server.shell(name="Host keys root-only (0600)",
+                     commands=[f"chown root:root {keys}", f"chmod 0600 {keys}"])
     systemd.service(name="Reload sshd", service="ssh", reloaded=True, _if=conf.did_change)
 
 
@@ -157,4 +211,4 @@ def _peers() -> list[tuple[str, str]]:
 
 
 ROLE = Role(name="base", settings=Settings, apply=apply, groups=("all",), ports=ports,
-            cross_check=cross_check)
+            alerts=alerts, cross_check=cross_check)

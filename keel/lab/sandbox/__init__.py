@@ -34,6 +34,9 @@ SUITE = "bookworm"
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "python3", "openssh-server", "sudo",
     "ca-certificates", "iproute2",
+    # base's hardening packages (about 80 s of installs per host otherwise: perl, binutils);
+    # base still installs them, as a no-op here and for real on VMs and cloud hosts.
+    "needrestart", "debsums", "aide", "libpam-pwquality",
 ]
 
 # Named topologies; privileged hosts can run containers inside (nested podman/docker).
@@ -117,6 +120,23 @@ def debian_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+def security_mirror() -> str:
+    """The controller's Debian security mirror (the image gets its updates at build time)."""
+    for source in [Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list")]:
+        if source.exists():
+            for word in source.read_text().split():
+                if word.startswith("http") and word.rstrip("/").endswith("-security"):
+                    return word
+    return "http://deb.debian.org/debian-security"
+
+
+def image_sources() -> str:
+    """The image's /etc/apt/sources.list: the suites base's debian.sources lists."""
+    return (f"deb {debian_mirror()} {SUITE} main\n"
+            f"deb {debian_mirror()} {SUITE}-updates main\n"
+            f"deb {security_mirror()} {SUITE}-security main\n")
+
+
 def _recipe_files() -> dict[str, bytes]:
     files = {
         "setup-rootfs.sh": (HERE / "setup-rootfs.sh").read_bytes(),
@@ -131,7 +151,7 @@ def _recipe_files() -> dict[str, bytes]:
 
 def image_tag() -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([SUITE, PACKAGES, debian_mirror()]).encode())
+    digest.update(json.dumps([SUITE, PACKAGES, debian_mirror(), security_mirror()]).encode())
     for name, content in sorted(_recipe_files().items()):
         digest.update(name.encode() + b"\0" + content)
     return f"{IMAGE_REPO}:{digest.hexdigest()[:12]}"
@@ -163,6 +183,11 @@ def build_image(log=print) -> str:
         if "keel-controller.crt" in files:
             (rootfs / "usr/local/share/ca-certificates/keel-controller.crt").write_bytes(
                 files["keel-controller.crt"])
+        # The image carries bookworm's security and point updates, so a host's first converge
+        # applies only those published since the build. Its sources keep all three suites:
+        # a host converged without base (whose debian.sources replaces this file) must still
+        # install packages that depend on the updated libraries' exact versions.
+        (rootfs / "etc/apt/sources.list").write_text(image_sources())
         (rootfs / "tmp/setup-rootfs.sh").write_bytes(files["setup-rootfs.sh"])
         _step("setup-rootfs", ["chroot", str(rootfs), "/bin/sh", "/tmp/setup-rootfs.sh"], work)
         (rootfs / "tmp/setup-rootfs.sh").unlink()
