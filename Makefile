@@ -7,7 +7,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 SYSTEM_PACKAGES := podman runc crun debootstrap age openssh-client ca-certificates \
   qemu-system-x86 qemu-utils genisoimage
 # Test modules run in parallel (each starts its own hosts); most time is I/O wait.
-PYTEST_ARGS ?= -n 3 --dist loadfile --basetemp=.keel/pytest
+PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder --basetemp=.keel/pytest
 # Roles whose molecule scenario `make molecule` runs: all that have one, unless given.
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))
