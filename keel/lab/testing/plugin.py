@@ -17,11 +17,13 @@ def pytest_addoption(parser):
                      help="leave the sandbox hosts that tests started running")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sandbox_hosts(request):
     """Start named sandbox hosts, fresh (any old container of that name is removed first).
 
-    Each test module uses its own host names, so modules never share a host.
+    Each test module uses its own host names, so modules never share a host; its hosts are
+    removed when the module ends (a worker would otherwise keep every module's hosts, and
+    their services, running until the whole run ends).
     """
     started: list[str] = []
 
