@@ -225,7 +225,7 @@ def _units(settings, images: dict[str, str]) -> tuple[dict[str, bool], list]:
             replaced.append(name)
     if any(changed.values()):
         previous = f"{settings.app_state_dir}/previous"
-        keep = [f"cp {UNIT_DIR}/{unit_name(n)} {previous}/" for n in replaced]
+        keep = [f"cp -p {UNIT_DIR}/{unit_name(n)} {previous}/" for n in replaced]
         server.shell(name="Keep the definitions this run replaces", commands=[
             f"mkdir -p {previous} && rm -f {previous}/*.service", *keep])
     written = [managed_file(name=f"Unit for {name}", dest=f"{UNIT_DIR}/{unit_name(name)}",
