@@ -47,10 +47,9 @@ def site(sandbox_hosts, harness, secrets_env):
     data.write_text(f"claude_cli_cache_dir = {claude_cache.HOST_CACHE!r}\n")
     ENV["KEEL_DATA"] = str(data)
     # As `make up` does: the sandbox's CA (the agents' vhosts), and the secrets the data names.
-    from keel.core import ca, store
+    from keel.core import ca
 
-    if ca.KEY not in store.names("sandbox"):  # another module of this worker may have made it
-        ca.init("sandbox")
+    ca.ensure("sandbox")  # another module of this worker may have made it
     ensure = subprocess.run([str(BIN / "keel"), "secrets", "ensure", "sandbox", str(INVENTORY)],
                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, **ENV}, timeout=300)
