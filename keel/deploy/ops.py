@@ -164,7 +164,8 @@ def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root
     # its owner and mode before the first byte is written: never world-readable in between.
     temp = temp_path(dest)
     yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", temp)
-    yield FileUploadCommand(BytesIO(body), temp, remote_temp_filename=temp)
+    # Under sudo, pyinfra uploads to a temp file of the login user's and root copies it in.
+    yield FileUploadCommand(BytesIO(body), temp)
     if check is None:
         yield StringCommand("mv", "-f", temp, dest)
         return
