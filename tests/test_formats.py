@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from keel.core import render
+from keel.core.roles import role
 from keel.lab.testing import ssh
 from roles.alertmanager import config as alertmanager_config
-from roles.alertmanager.schema import Settings as AlertmanagerSettings
 from roles.postgres import HBA_CHECK
 from roles.prometheus import rules_yaml
 from roles.prometheus.schema import RuleGroup
@@ -126,13 +126,16 @@ def test_promtool_accepts_rules(host):
 
 
 def test_amtool_accepts_config(host):
-    settings = AlertmanagerSettings(alertmanager_smtp={
+    alertmanager = role("alertmanager")
+    settings = alertmanager.validate({**alertmanager.defaults, "alertmanager_smtp": {
         "smarthost": "mail.example.net:587", "from": "keel@example.net", "username": AWKWARD,
-        "password_secret": "smtp_password"})
+        "password_secret": "smtp_password"}})
     text = alertmanager_config(settings)
     assert yaml.safe_load(text)["global"]["smtp_auth_username"] == AWKWARD
     put(host, "/tmp/keel-fmt.alertmanager.yml", text)
-    ok(host, "amtool check-config /tmp/keel-fmt.alertmanager.yml")
+    ok(host, "mkdir -p /run/keel/secrets/alertmanager && "
+             "touch /run/keel/secrets/alertmanager/smtp_password && "
+             "amtool check-config /tmp/keel-fmt.alertmanager.yml")
 
 
 def test_systemd_reads_back_arguments_and_environment(host):

@@ -98,7 +98,7 @@ def nginx(value: object) -> str:
     text = _one_line(value, "nginx config")
     if "$" in text:
         raise ValueError(f"nginx config: {text!r} has a '$', which nginx would expand")
-    if text and not any(c in text for c in " \t\"'\\;{}#$"):
+    if text and not any(c in text for c in " \t\"'\\;{}#"):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
