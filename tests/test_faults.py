@@ -178,3 +178,20 @@ def test_full_disk_keeps_the_old_file(converged, harness):
                         f"umount {directory}; rm -rf /root/journald.keep"], capture_output=True)
     _converges(harness, inventory)
     _healthy(converged)
+
+
+def test_interrupted_dpkg_is_finished(converged, harness):
+    """A package unpacked and never configured, as a host lost during an install leaves it:
+    apt refuses to install until dpkg's run is finished; the next converge finishes it, and
+    the one after changes nothing."""
+    host = converged[1]
+    cut = ssh(host, "cd /tmp && apt-get download -q tree && dpkg --unpack tree_*.deb && "
+                    "rm -f tree_*.deb && dpkg --audit", timeout=300)
+    assert "tree" in cut.stdout, cut.stdout + cut.stderr
+    inventory = _inventory(harness, converged, "dpkg", {})
+    first = harness.converge(inventory, DEPLOY)
+    assert "Finish the dpkg run that was cut short" in first.changed().get(host.name, []), \
+        first.changed()
+    assert ssh(host, "dpkg --audit").stdout.strip() == ""
+    assert harness.converge(inventory, DEPLOY).changed() == {}
+    _healthy(converged)
