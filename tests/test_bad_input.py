@@ -10,11 +10,15 @@ Values that are legal are rendered by the per-format helpers of keel.core.render
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
+import yaml
 
 from keel.core import render
 from keel.core.inventory import load
 from keel.lab.sandbox import Host
+from roles.node_exporter.schema import Settings as NodeSettings
 
 NOWHERE = "198.51.100.250"  # nothing listens there
 # A newline and a carriage return add a line; NUL truncates; tab, ESC, DEL, NEL (U+0085) and
@@ -59,6 +63,36 @@ TARGETS = {
         ("app",), "claude_cli_subagents[0].description",
         lambda v: {"claude_cli_subagents": [{"name": "rev", "description": f"reviews{v}tools: *",
                                              "prompt": "Review."}]}),
+    "nginx proxy_pass upstream": (
+        ("edge",), "edge_vhosts[0].upstream",
+        lambda v: {"edge_vhosts": [{"name": "api", "server_name": "api.example.net",
+                                    "upstream": f"agent{v}return 200"}]}),
+    "pg_hba.conf user": (
+        ("db",), "postgres_hba[0].users[0]",
+        lambda v: {"postgres_hba": [{"sources": ["10.0.0.0/8"], "users": [f"app{v}all"]}]}),
+    "pgbackrest.conf S3 region": (
+        ("db",), "postgres_backup_s3.region",
+        lambda v: {"postgres_backup_s3": {"bucket": "keel-backups", "region": f"eu{v}x=y",
+                                          "access_key_secret": "s3_access_key",
+                                          "secret_key_secret": "s3_secret_key"}}),
+    "restic s3.env region": (
+        ("app",), "restic_s3.region",
+        lambda v: {"restic_s3": {"bucket": "keel-backups", "region": f"eu{v}AWS_X=1",
+                                 "access_key_secret": "s3_access_key",
+                                 "secret_key_secret": "s3_secret_key"}}),
+    "Prometheus rule label (rules YAML)": (
+        ("mon",), "prometheus_rules[0].rules[0].labels.team",
+        lambda v: {"prometheus_rules": [{"name": "g", "rules": [
+            {"alert": "X", "expr": "up == 0", "labels": {"team": f"ops{v}severity: none"}}]}]}),
+    "Alertmanager SMTP username (YAML)": (
+        ("mon",), "alertmanager_smtp.username",
+        lambda v: {"alertmanager_smtp": {"smarthost": "mail.example.net:587",
+                                         "from": "keel@example.net", "username": f"keel{v}x",
+                                         "password_secret": "smtp_password"}}),
+    "app unit ExecStart (service environment)": (
+        ("app",), "app_services.web.environment.MODE",
+        lambda v: {"app_services": {"web": {"image": "docker.io/library/nginx:1",
+                                            "environment": {"MODE": f"on{v}ExecStartPre=/x"}}}}),
 }
 CASES = {f"{target}, {name}": (target, char) for target in TARGETS
          for name, char in CONTROLS.items()}
@@ -153,3 +187,78 @@ def test_format_helpers_refuse_control_characters(helper, char):
     """Defence in depth: a value that did not come through a schema is refused when rendered."""
     with pytest.raises(ValueError, match="control character"):
         helper(f"x{char}y")
+
+
+# A legal value with the characters formats treat specially: quotes, space, '#', ';', '%',
+# '$', braces, a backslash and a comma. AWKWARD_NGINX leaves out '$' (nginx has no escape).
+AWKWARD = "it's \"quoted\"; #no-comment 50% {x} $HOME ${y} `id` back\\slash, a=b"
+AWKWARD_NGINX = AWKWARD.replace("$", "")
+
+MORE_ESCAPED = [
+    (render.pg_hba, "all", "all"),
+    (render.pg_hba, "+admins", "+admins"),
+    (render.pg_hba, "app db#1,x", '"app db#1,x"'),
+    (render.pg_hba, "@file", '"@file"'),
+    (render.redis_conf, '~cache:"x"#y', '"~cache:\\"x\\"#y"'),
+    (render.nginx, "api.example.net", "api.example.net"),
+]
+
+
+@pytest.mark.parametrize("helper, value, expected", MORE_ESCAPED)
+def test_more_legal_values_are_escaped(helper, value, expected):
+    assert helper(value) == expected
+
+
+@pytest.mark.parametrize("helper, value", [(render.pg_hba, 'a"b'), (render.nginx, "a$b")])
+def test_a_value_a_format_cannot_hold_is_refused(helper, value):
+    with pytest.raises(ValueError, match="cannot be written|would expand"):
+        helper(value)
+
+
+def test_hba_name_with_a_double_quote_is_one_clear_problem(harness):
+    db = Host("hba1", NOWHERE, False, "running")
+    inventory = harness.inventory({"db": [db]}, host_data={"hba1": {"postgres_hba": [
+        {"sources": ["10.0.0.0/8"], "users": ['o"brien']}]}}, name="hba_quote")
+    lines = [str(p) for p in load(inventory).problems]
+    assert len(lines) == 1 and lines[0].startswith("hba1: postgres_hba[0].users[0]"), lines
+    assert "without '\"'" in lines[0], lines
+
+
+def test_shell_word_reads_back_in_sh():
+    out = subprocess.run(["sh", "-c", f"printf %s {render.shell(AWKWARD)}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == AWKWARD
+
+
+def test_yaml_document_reads_back():
+    value = {"labels": {"team": AWKWARD, "yes": "no", "on": "*alias"}, "list": ["- x", "#"]}
+    assert yaml.safe_load(render.yaml_document(value)) == value
+
+
+# Every shell script keel renders, with awkward values in every variable it takes: `sh -n`
+# (bash -n for claude-headless) parses it.
+SCRIPTS = [
+    ("sh", "app", "keel-app.sh", lambda: {"engine": "pod man's"}),
+    ("sh", "secrets", "keel-secrets.sh", lambda: {
+        "run_dir": "/run/keel/my secrets", "store_dir": "/var/lib/keel/it's #1",
+        "host_key": "/etc/keel/k$y;x"}),
+    ("sh", "node_exporter", "keel-service-health.sh", lambda: {
+        "settings": NodeSettings(node_exporter_textfile_dir="/var/lib/text files; #1")}),
+    ("sh", "base", "keel-base-metrics", lambda: {
+        "metrics_dir": "/var/lib/my metrics", "integrity": False, "flag": "/var/lib/a b/flag"}),
+    ("sh", "base", "keel-lock-system-accounts", lambda: {
+        "nologin": "/usr/sbin/no login", "exempt": ["sync", "it's"],
+        "shells": "getent passwd", "unlocked": "true"}),
+    ("bash", "claude_cli", "claude-headless", lambda: {
+        "user_name": "claude", "auth_file": "/run/keel/secrets/it's key",
+        "wrapper": "/usr/local/bin/claude headless", "bin": "/opt/claude/2.1 x/claude",
+        "home": "/var/lib/claude home", "cli_env": {"A": AWKWARD}, "auth_env": "API_KEY"}),
+]
+
+
+@pytest.mark.parametrize("shell, role, template, context", SCRIPTS,
+                         ids=[f"{r}/{t}" for _, r, t, _ in SCRIPTS])
+def test_rendered_script_parses(shell, role, template, context):
+    script = render.render(role, template, **context())
+    checked = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr + script

@@ -223,6 +223,31 @@ def test_env_change_recreates_only_that_service(env, harness):
     assert harness.converge(inv, "deploys/app.py").changed() == {}
 
 
+def test_unit_systemd_refuses_stays_out(env, harness):
+    """Each new unit passes `systemd-analyze verify` before it is live. With the engine's
+    /usr/bin/podman gone (commands still find it on PATH), systemd could not run api's new
+    unit: verify refuses it, the running unit and container stay, c-app1 fails alone."""
+    app1 = env["hosts"]["c-app1"]
+    unit = "/etc/systemd/system/app-api.service"
+    before, api = ssh(app1, f"cat {unit}").stdout, inspect(app1, "api", "{{.Id}}")
+    moved = ssh(app1, "mv /usr/bin/podman /usr/bin/podman.away && printf '%s\\n' '#!/bin/sh' "
+                      "'exec /usr/bin/podman.away \"$@\"' > /usr/local/bin/podman && "
+                      "chmod 755 /usr/local/bin/podman")
+    assert moved.returncode == 0, moved.stderr
+    try:
+        run = harness.run(env["inventory"](api_env={"LOG_LEVEL": "warning"}), "deploys/app.py")
+    finally:
+        ssh(app1, "mv /usr/bin/podman.away /usr/bin/podman; rm -f /usr/local/bin/podman")
+    assert run.returncode != 0, run.output
+    assert run.failed_hosts() == ["c-app1"], run.output
+    assert f"systemd-analyze verify {unit} failed" in run.output, run.output
+    assert ssh(app1, f"cat {unit}").stdout == before
+    assert inspect(app1, "api", "{{.Id}} {{.State.Status}}") == f"{api} running"
+    # Nothing of the refused change is left: the earlier data converges with no change.
+    assert harness.converge(env["inventory"](api_env={"LOG_LEVEL": "debug"}),
+                            "deploys/app.py").changed() == {}
+
+
 def _keel(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "keel"), *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL)

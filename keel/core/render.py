@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from functools import cache
 
 import jinja2
+import yaml
 
 from keel import ROOT, TEMPLATES
 
@@ -91,12 +93,30 @@ def redis_conf(value: object) -> str:
 
 
 def nginx(value: object) -> str:
-    """An nginx directive argument: bare when plain, else double-quoted with escapes (nginx
-    still expands $variables inside quotes, as it does in a bare word)."""
+    """An nginx directive argument: bare when plain, else double-quoted with escapes. nginx
+    expands $variables inside quotes too and has no escape for '$': such a value is refused."""
     text = _one_line(value, "nginx config")
-    if text and not any(c in text for c in " \t\"'\\;{}#$"):
+    if "$" in text:
+        raise ValueError(f"nginx config: {text!r} has a '$', which nginx would expand")
+    if text and not any(c in text for c in " \t\"'\\;{}#"):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# Words pg_hba.conf reads as keywords when bare: keel passes them bare, as meant.
+PG_HBA_KEYWORDS = frozenset({"all", "sameuser", "samerole", "samegroup", "replication"})
+
+
+def pg_hba(value: object) -> str:
+    """One database or user name of a pg_hba.conf field: keywords and "+group" bare, any
+    other name double-quoted when it is not a plain word, so a space, '#' or ',' stays in the
+    name and a leading '+' or '@' is literal. PostgreSQL 15 has no escape for '"' there."""
+    text = _one_line(value, "pg_hba.conf")
+    if '"' in text or not text:
+        raise ValueError(f"pg_hba.conf: {text!r} cannot be written as a name (no '\"' there)")
+    if text in PG_HBA_KEYWORDS or re.fullmatch(r"\+?[A-Za-z0-9_][A-Za-z0-9_.-]*", text):
+        return text
+    return f'"{text}"'
 
 
 def line(value: object) -> str:
@@ -110,6 +130,13 @@ def json_value(value: object) -> str:
     return json.dumps(value)
 
 
-FILTERS = {"pg_conf": pg_conf, "systemd_spec": systemd_spec, "systemd_arg": systemd_arg,
-           "env_value": env_value, "shell": shell, "redis_conf": redis_conf, "nginx": nginx,
-           "line": line, "json": json_value, "yaml": json_value}
+def yaml_document(value: object) -> str:
+    """A whole YAML document (Prometheus, Alertmanager): PyYAML quotes each string as YAML
+    needs ('#', ': ', quotes, leading '*' or '&', "yes"), in block style."""
+    return yaml.safe_dump(value, sort_keys=False, default_flow_style=False)
+
+
+FILTERS = {"pg_conf": pg_conf, "pg_hba": pg_hba, "systemd_spec": systemd_spec,
+           "systemd_arg": systemd_arg, "env_value": env_value, "shell": shell,
+           "redis_conf": redis_conf, "nginx": nginx, "line": line, "json": json_value,
+           "yaml": json_value}

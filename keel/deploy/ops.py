@@ -16,6 +16,7 @@ from pyinfra.api import FactBase, FileUploadCommand, StringCommand
 from pyinfra.api import operation as pyinfra_operation
 from pyinfra.api.output import format_text
 from pyinfra.api.util import get_file_io
+from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.context import state
 from pyinfra.facts.files import File, FileContents
 from pyinfra.operations import server, systemd
@@ -35,6 +36,23 @@ from keel.core.render import render
 # What a connection that dies under a command raises. pyinfra fails the host for the last
 # three itself, but not for paramiko's EOFError (a transport closed while a channel opens).
 CONNECTION_ERRORS = (EOFError, OSError, TimeoutError, SSHException)
+
+
+def _eof_is_connection_error(method):
+    """pyinfra (3.10) fails a host whose command raises SSHException, OSError or TimeoutError,
+    but paramiko's EOFError (a host lost under pyinfra's own operations) ends the run for
+    every host. Raised as SSHException, it fails that host alone."""
+    @functools.wraps(method)
+    def guarded(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except EOFError as exc:
+            raise SSHException("connection lost (EOFError)") from exc
+    return guarded
+
+
+for _method in ("run_shell_command", "put_file", "get_file"):
+    setattr(SSHConnector, _method, _eof_is_connection_error(getattr(SSHConnector, _method)))
 
 
 def host_failed(exc: BaseException | None = None) -> bool:

@@ -37,23 +37,26 @@ def apply_role(name: str, deploy: Callable | None = None) -> None:
 def _apply(name: str, deploy: Callable) -> None:
     """A role's deploy on the current host. If the host fails meanwhile (lost, or a fact's
     command failed), the error it causes stays with that host: pyinfra has already taken it
-    out of the run, and the other hosts carry on."""
+    out of the run, and the other hosts carry on.
+
+    pyinfra identifies an operation by the line numbers of its call stack, not the files, so
+    two roles applied from one line (a loop, apply_site) with an operation on the same line
+    of their own files would share an identity, and the fleet's operation order could form a
+    cycle. The role's place in SITE (the same on every host) is added to that identity.
+    """
+    host.loop_position.append(SITE.index(name))
     try:
         deploy(settings(name))
     except Exception as exc:
         if not host_failed(exc):
             raise
         report_lost(f"role {name}", exc)
+    finally:
+        host.loop_position.pop()
 
 
 def apply_site() -> None:
-    """Every role of the current host, in site order (deploys/site.py).
-
-    pyinfra identifies an operation by the line numbers of its call stack, not the files, so
-    two roles with an operation on the same line would share an identity and the fleet's
-    operation order could form a cycle. host.loop adds the role's place in SITE (the same on
-    every host) to that identity.
-    """
-    for name in host.loop(list(SITE)):
+    """Every role of the current host, in site order (deploys/site.py)."""
+    for name in SITE:
         if name in host.data.keel_roles and not host_failed():
             _apply(name, role(name).apply)

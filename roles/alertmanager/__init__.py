@@ -10,12 +10,12 @@ Alertmanager keeps its old one. Silences: `amtool silence ...` on the host
 
 from __future__ import annotations
 
-import yaml
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
+from keel.core.render import yaml_document
 from keel.core.roles import Endpoint, Role
 from keel.core.schema import PortRule
 from keel.core.secrets import SecretFile
@@ -89,7 +89,7 @@ def config(settings: Settings) -> str:
                            "equal": each.equal} for each in settings.alertmanager_inhibit_rules],
         "receivers": receivers,
     }
-    return yaml.safe_dump(body, sort_keys=False, default_flow_style=False)
+    return yaml_document(body)
 
 
 def url(settings: Settings) -> str:

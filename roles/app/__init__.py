@@ -215,8 +215,9 @@ def _units(settings, images: dict[str, str]) -> tuple[dict[str, bool], list]:
     so a rollback undoes exactly the last change). Returns which units change, and the
     operations that write them."""
     changed, replaced = {}, []
-    contents = {name: render_unit(settings, name, svc, images[name])
-                for name, svc in settings.app_services.items()}
+    # Dependencies first: a unit is verified once the units it names are in place.
+    contents = {name: render_unit(settings, name, settings.app_services[name], images[name])
+                for name in start_order(settings.app_services)}
     for name, content in contents.items():
         current = host.get_fact(ManagedFile, path=f"{UNIT_DIR}/{unit_name(name)}")
         changed[name] = current is None or \
@@ -228,8 +229,11 @@ def _units(settings, images: dict[str, str]) -> tuple[dict[str, bool], list]:
         keep = [f"cp -p {UNIT_DIR}/{unit_name(n)} {previous}/" for n in replaced]
         server.shell(name="Keep the definitions this run replaces", commands=[
             f"mkdir -p {previous} && rm -f {previous}/*.service", *keep])
+    # systemd-analyze verify refuses a unit systemd would not load or run: the running unit
+    # and its file stay, and this host fails.
     written = [managed_file(name=f"Unit for {name}", dest=f"{UNIT_DIR}/{unit_name(name)}",
-                            content=content, mode="0644")
+                            content=content, mode="0644",
+                            check=f"systemd-analyze verify {UNIT_DIR}/{unit_name(name)}")
                for name, content in contents.items()]
     return changed, written
 

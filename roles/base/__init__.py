@@ -41,6 +41,13 @@ def apply(settings: Settings) -> None:
         config_file("base", "needrestart.conf", "/etc/needrestart/conf.d/keel.conf",
                     name="needrestart: list, do not restart")
     hardening.accounts_hook(settings)  # before any package install, as well
+    if current["dpkg_interrupted"]:
+        # A host lost (or the controller killed) during an install leaves dpkg's run unfinished,
+        # and apt then refuses every install until it is finished.
+        server.shell(name="Finish the dpkg run that was cut short", commands=[
+            "DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a",
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -f "
+            "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"])
     refreshed = _apt(settings, hardening.packages(settings, current))
     _security_updates(settings, current, refreshed)
     _identity(settings, current)

@@ -42,6 +42,8 @@ for k in /etc/ssh/ssh_host_*_key; do
     [ ! -e "$k" ] || [ "$(stat -c %a:%U:%G "$k")" = 600:root:root ] || echo "loosekey=$k"
 done
 ls /etc/cron.deny /etc/at.deny 2>/dev/null | sed 's/^/deny=/'
+[ -z "$(ls -A /var/lib/dpkg/updates 2>/dev/null)" ] && [ -z "$(dpkg --audit 2>/dev/null)" ] \
+    || echo dpkg_interrupted=1
 apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>/dev/null \
     | awk '/^Inst / && /-security/ {print "security="$2}'
 true
@@ -49,13 +51,14 @@ true
 
     def process(self, output) -> dict:
         state = {"virt": "none", "audit_kernel": False, "tmp": "", "aide_db": False,
+                 "dpkg_interrupted": False,
                  "shell": [], "unlocked": [], "suid": [], "security": [], "deny": [],
                  "loosekey": []}
         for line in output:
             key, _, value = line.partition("=")
             if isinstance(state.get(key), list):
                 state[key].append(value)
-            elif key in ("audit_kernel", "aide_db"):
+            elif key in ("audit_kernel", "aide_db", "dpkg_interrupted"):
                 state[key] = True
             elif key in state:
                 state[key] = value.strip()

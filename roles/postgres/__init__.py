@@ -34,6 +34,10 @@ KEEL_CONF = f"{CONF_DIR}/conf.d/keel.conf"
 # Parses the whole configuration (conf.d included) as the server would; works while it runs.
 CONF_CHECK = (f"runuser -u postgres -- /usr/lib/postgresql/{VERSION}/bin/postgres "
               f"--config-file={CONF_DIR}/postgresql.conf -C data_directory")
+# pg_hba_file_rules parses the file on disk, so a running server checks new rules before the
+# reload (a stopped one reads them when it starts).
+HBA_CHECK = (f"! systemctl is-active --quiet {UNIT} || test \"$(cd / && runuser -u postgres -- "
+             "psql -XAtc 'select count(*) from pg_hba_file_rules where error is not null')\" = 0")
 SCRIPTS = Path(__file__).parent / "scripts"
 PASSWORD_TOOL = "/usr/local/sbin/keel-pg-password"
 PGDATA = f"/var/lib/postgresql/{VERSION}/main"
@@ -141,7 +145,7 @@ def _configure(settings, cluster) -> None:
                        check=CONF_CHECK)
     hba = config_file("postgres", "pg_hba.conf", f"{CONF_DIR}/pg_hba.conf", user="postgres",
                       group="postgres", mode="0640", name="Write pg_hba.conf",
-                      rules=plan.hba_rules(settings, source_addresses))
+                      rules=plan.hba_rules(settings, source_addresses), check=HBA_CHECK)
     unit = dropin(f"{UNIT}.service", DROPIN,
                   name="Start PostgreSQL once the network is up, then checkpoint")
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)

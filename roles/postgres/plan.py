@@ -100,16 +100,17 @@ def restart_reasons(changed: set[str], cluster: dict | None) -> list[str]:
     return sorted(postmaster | set(cluster["pending_restart"]))
 
 
-def hba_rules(settings, addresses) -> list[tuple[str, str, str, str, str]]:
-    """(type, databases, users, address, method) lines from data; addresses(source) resolves
-    a source to addresses (group:<name> -> the group's keel_address)."""
+def hba_rules(settings, addresses) -> list[tuple[str, list[str], list[str], str, str]]:
+    """(type, databases, users, address, method) lines from data (names quoted by the
+    template); addresses(source) resolves a source to addresses (group:<name> -> the group's
+    keel_address)."""
     rules = []
     for rule in settings.postgres_hba:
         nets = sorted({str(ipaddress.ip_network(a, strict=False))
                        for source in rule.sources for a in addresses(source)})
         for net in nets:
-            rules.append(("hostssl" if rule.ssl else "host", ",".join(rule.databases),
-                          ",".join(rule.users), net, rule.method))
+            rules.append(("hostssl" if rule.ssl else "host", rule.databases, rule.users, net,
+                          rule.method))
     return rules
 
 

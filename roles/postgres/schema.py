@@ -103,9 +103,21 @@ class Database(_Droppable):
     grants: list[Grant] = []
 
 
+def _hba_name(value: str) -> str:
+    if not value or '"' in value:
+        raise ValueError("expected a database or user name without '\"' (pg_hba.conf cannot "
+                         "quote it)")
+    return value
+
+
+# A database or user name; all, sameuser, samerole, replication and +group keep pg_hba's
+# meaning, anything else is quoted as a name.
+HbaName = Annotated[str, AfterValidator(_hba_name)]
+
+
 class HbaRule(Model):
-    databases: Annotated[list[str], Field(min_length=1)] = ["all"]
-    users: Annotated[list[str], Field(min_length=1)] = ["all"]
+    databases: Annotated[list[HbaName], Field(min_length=1)] = ["all"]
+    users: Annotated[list[HbaName], Field(min_length=1)] = ["all"]
     sources: Annotated[list[Source], Field(min_length=1)]
     method: Literal["scram-sha-256", "reject"] = "scram-sha-256"
     ssl: bool = False

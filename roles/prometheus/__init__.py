@@ -10,11 +10,11 @@ converge while the running Prometheus keeps its old config.
 
 from __future__ import annotations
 
-import yaml
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
+from keel.core.render import yaml_document
 from keel.core.roles import Endpoint, Role
 from keel.core.schema import PortRule
 from keel.deploy.monitoring import alertmanagers, rule_groups, scrape_jobs
@@ -57,7 +57,7 @@ def scrape_config(settings: Settings) -> str:
     }
     if alertmanagers():
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": alertmanagers()}]}]}
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return yaml_document(config)
 
 
 def keel_rules(settings: Settings) -> dict:
@@ -70,7 +70,7 @@ def keel_rules(settings: Settings) -> dict:
 
 def rules_yaml(groups: list[RuleGroup]) -> str:
     out = [group.model_dump(by_alias=True, exclude_none=True) for group in groups]
-    return yaml.safe_dump({"groups": out}, sort_keys=False, default_flow_style=False)
+    return yaml_document({"groups": out})
 
 
 def args(settings: Settings) -> list[str]:

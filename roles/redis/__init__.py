@@ -43,7 +43,7 @@ def secrets(settings: Settings) -> list[SecretFile]:
                      for i, u in enumerate(settings.redis_users)}},
         context={"users": settings.redis_users, "default_secret": default, "sha256": _sha256,
                  # Last on each user's line, so no earlier rule can re-enable them.
-                 "disabled": " ".join(f"-{c.lower()}" for c in settings.redis_disabled_commands)})]
+                 "disabled": [f"-{c.lower()}" for c in settings.redis_disabled_commands]})]
 
 
 def _size(n: int) -> str:
