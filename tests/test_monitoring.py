@@ -206,11 +206,15 @@ def _alert(hosts, name):
 
 
 def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
-    # The backup job writes textfile metrics (mode 0644, as keel_pg_backup.py does: root's
-    # sessions have umask 027 under base); a failed run is status 0.
-    ssh(hosts["m-db1"], "f=/var/lib/prometheus/node-exporter/keel_backup.prom && "
-                        "printf 'keel_backup_last_status{database=\"app\"} 0\\n' > $f && "
-                        "chmod 0644 $f")
+    # A real pgBackRest backup that fails: the repository's backup directory unwritable, the
+    # scheduled unit started (its failure writes keel_pg_backup_last_status{type="diff"} 0).
+    db = hosts["m-db1"]
+    ssh(db, "chmod 000 /var/lib/pgbackrest/backup")
+    try:
+        assert ssh(db, "systemctl start keel-pg-backup@diff.service").returncode != 0
+    finally:
+        ssh(db, "chmod 750 /var/lib/pgbackrest/backup && "
+                "systemctl reset-failed keel-pg-backup@diff.service")
     # An app service whose container fails its health check (a stand-in engine answers).
     ssh(hosts["m-app1"], "printf '[Service]\\nExecStart=/usr/bin/podman start -a web\\n' "
                          "> /etc/systemd/system/app-web.service && "
@@ -223,8 +227,9 @@ def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
     down = _wait(lambda: [a for a in _alert(hosts, "RedisDown")
                           if a["state"] in ("pending", "firing")], timeout=30)
     assert down and down[0]["labels"]["host"] == "m-cache1"
-    backup = _wait(lambda: _alert(hosts, "BackupFailed"), timeout=30)
-    assert backup and backup[0]["labels"]["database"] == "app"
+    backup = _wait(lambda: _alert(hosts, "PostgresBackupFailed"), timeout=30)
+    assert backup and backup[0]["labels"]["type"] == "diff"
+    assert backup[0]["labels"]["host"] == "m-db1"
     unhealthy = _wait(lambda: _alert(hosts, "ServiceUnhealthy"), timeout=30)
     assert unhealthy and unhealthy[0]["labels"]["service"] == "web"
     assert unhealthy[0]["labels"]["host"] == "m-app1"
