@@ -8,9 +8,9 @@ def moto(port: int = 5000, tls_dir: str | None = None) -> str:
     """A shell script that serves S3 on every address of the host at `port`, and makes BUCKET;
     over TLS with tls_dir's cert.pem and key.pem (and ca.pem, which signed them) if given, for
     the name localhost, on IPv6 too (localhost is ::1 first)."""
-    scheme, address, tls, verify = "http", "0.0.0.0", "", "None"
+    scheme, name, address, tls, verify = "http", "127.0.0.1", "0.0.0.0", "", "None"
     if tls_dir:
-        scheme, address = "https", "::"
+        scheme, name, address = "https", "localhost", "::"
         tls, verify = f" -s -c {tls_dir}/cert.pem -k {tls_dir}/key.pem", repr(f"{tls_dir}/ca.pem")
     return f"""set -e
 export DEBIAN_FRONTEND=noninteractive
@@ -21,7 +21,7 @@ PIP_CERT=/etc/ssl/certs/ca-certificates.crt /opt/moto/bin/pip install -q 'moto[s
 systemd-run --unit=keel-moto /opt/moto/bin/moto_server -H {address} -p {port}{tls}
 /opt/moto/bin/python - <<'PY'
 import time, boto3
-s3 = boto3.client("s3", endpoint_url="{scheme}://localhost:{port}", region_name="us-east-1",
+s3 = boto3.client("s3", endpoint_url="{scheme}://{name}:{port}", region_name="us-east-1",
                   aws_access_key_id="x", aws_secret_access_key="x", verify={verify})
 for _ in range(100):
     try:
