@@ -355,13 +355,14 @@ def test_warning_is_mailed_through_the_smarthost_with_its_password(converged, ho
     files = {"key.pem": key.decode(), "cert.pem": cert.decode(),
              "password": PASSWORDS["alertmanager_smtp_password"]}
     for name, content in files.items():  # tmpfs, root only; the content on stdin
-        assert _login(mon, f"umask 077 && mkdir -p {SMTP_DIR} && cat > {SMTP_DIR}/{name}",
-                      content) == ""
+        assert _login(mon, f"umask 077 && mkdir -p {SMTP_DIR} && cat > {SMTP_DIR}/{name} && "
+                           "echo ok", content) == "ok"
     # The host trusts the smarthost's CA (as a real one's is trusted), before Alertmanager
     # starts: Go reads the system's roots once per process.
     assert _login(mon, "cat > /usr/local/share/ca-certificates/keel-sandbox-test.crt && "
-                       "update-ca-certificates >/dev/null && "
-                       "systemctl restart prometheus-alertmanager", ca.cert("sandbox")) == ""
+                       "update-ca-certificates >/dev/null 2>&1 && "
+                       "systemctl restart prometheus-alertmanager && echo ok",
+                  ca.cert("sandbox")) == "ok"
     install = ssh(mon, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
                        "--no-install-recommends python3-aiosmtpd >/dev/null", timeout=300)
     assert install.returncode == 0, install.stderr
