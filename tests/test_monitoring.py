@@ -318,6 +318,8 @@ def test_stopped_postgres_reaches_the_webhook_then_resolves(converged, hosts):
 
 # An SMTP smarthost (Debian's aiosmtpd): STARTTLS required, then AUTH with the password the
 # test hands it in tmpfs; each mail it accepts is appended to MAIL_LOG (never the password).
+# AUTH PLAIN only: aiosmtpd's LOGIN prompts "User Name", and Alertmanager's LOGIN expects
+# "Username:" as other servers send it.
 SMTP_DIR, MAIL_LOG = "/run/keel-test-smtp", "/var/tmp/keel-mail.jsonl"
 SMTP = f"""import json, ssl, time
 from aiosmtpd.controller import Controller
@@ -336,7 +338,8 @@ class Handler:
 tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 tls.load_cert_chain('{SMTP_DIR}/cert.pem', '{SMTP_DIR}/key.pem')
 Controller(Handler(), hostname='127.0.0.1', port=2525, tls_context=tls, require_starttls=True,
-           authenticator=authenticate, auth_required=True).start()
+           authenticator=authenticate, auth_required=True,
+           auth_exclude_mechanism=['LOGIN']).start()
 while True:
     time.sleep(3600)
 """
