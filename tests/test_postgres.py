@@ -76,7 +76,9 @@ def app_host_tools(hosts):
 def data(hosts, secrets_env):
     for name, value in PASSWORDS.items():
         secrets_env.set(name, value)
-    return {}
+    # d-app1 is a database client here, with no app data to back up (deploys/backup.py would
+    # run restic there, which the sandbox environment turns on).
+    return {"restic_enabled": False}
 
 
 def inventory(harness, hosts, data, name="inventory", **more):
