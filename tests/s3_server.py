@@ -2,6 +2,10 @@
 tests/test_site.py, tests/test_restic.py), or behind TLS (tests/test_postgres.py: pgBackRest
 speaks TLS only)."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from keel.lab.testing import ssh
+
 BUCKET = "keel-agent"
 # nginx terminates TLS for moto: moto's own TLS (werkzeug) ends connections without a TLS
 # close_notify, which pgBackRest (OpenSSL 3) fails on ("unexpected eof while reading").
@@ -29,8 +33,8 @@ def moto(port: int = 5000, tls_dir: str | None = None) -> str:
     if tls_dir:
         url, address, verify = f"https://localhost:{port}", "127.0.0.1", repr(f"{tls_dir}/ca.pem")
         front = ("apt-get install -y -qq --no-install-recommends nginx >/dev/null\n"
-                 f"cat > /etc/nginx/conf.d/keel-s3.conf <<'EOF'\n"
-                 f"{NGINX.format(port=port, tls_dir=tls_dir)}EOF\n"
+                 "cat > /etc/nginx/conf.d/keel-s3.conf <<'NGINX'\n"
+                 f"{NGINX.format(port=port, tls_dir=tls_dir)}NGINX\n"
                  "systemctl reload-or-restart nginx\n")
     return f"""set -e
 export DEBIAN_FRONTEND=noninteractive
@@ -56,3 +60,10 @@ PY
 
 
 MOTO = moto()
+
+
+def start(host) -> Future:
+    """Set moto up on a fresh sandbox host in the background (it takes minutes: a venv from
+    PyPI); the future's result is the setup's CompletedProcess."""
+    script = f"apt-get update -qq && cat > /root/moto.sh <<'EOF'\n{MOTO}EOF\nsh /root/moto.sh"
+    return ThreadPoolExecutor(1).submit(ssh, host, script, timeout=900)

@@ -349,11 +349,10 @@ def test_warning_is_mailed_through_the_smarthost_with_its_password(converged, ho
     """Alertmanager's email receiver (warnings, test data) delivers through a real smarthost
     on m-mon1's loopback that requires STARTTLS and AUTH: the mail arrives, so the login used
     the password from secrets."""
-    from keel.core import ca, store
+    from keel.core import ca
 
     mon = hosts["m-mon1"]
-    if ca.KEY not in store.names("sandbox"):  # another module of this worker may have made it
-        ca.init("sandbox")
+    ca.ensure("sandbox")  # another module of this worker may have made it
     key, cert = ca.issue("sandbox", [], ["127.0.0.1"])
     files = {"key.pem": key.decode(), "cert.pem": cert.decode(),
              "password": PASSWORDS["alertmanager_smtp_password"]}

@@ -392,11 +392,10 @@ def test_repository_in_s3_over_tls(converged, harness, hosts, data, secrets_env,
     certificate from the sandbox's CA (pgBackRest verifies it against `ca_bundle`). The
     converge creates the stanza there with a full backup and `pgbackrest check` passes; WAL
     goes there, and a restore to latest comes back from there with every row."""
-    from keel.core import ca, store
+    from keel.core import ca
 
     db = hosts[0]
-    if ca.KEY not in store.names("sandbox"):  # another module of this worker may have made it
-        ca.init("sandbox")
+    ca.ensure("sandbox")  # another module of this worker may have made it
     key, cert = ca.issue("sandbox", ["localhost"])
     tls = "/etc/keel-test-s3"
     for name, pem, mode in (("key.pem", key.decode(), "600"), ("cert.pem", cert.decode(), "644"),
