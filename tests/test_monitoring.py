@@ -375,6 +375,7 @@ def test_warning_is_mailed_through_the_smarthost_with_its_password(converged, ho
                  == 0, 30)
     alert = [{"labels": {"alertname": "KeelMailTest", "severity": "warning", "host": "m-mon1"},
               "annotations": {"summary": "a warning for the mail route"}}]
+    sent = time.monotonic()
     post = subprocess.run(mon.ssh_argv(f"curl -sSf -X POST -H 'Content-Type: application/json' "
                                        f"--data-binary @- http://{mon.address}:9093/api/v2/alerts"),
                           input=json.dumps(alert), capture_output=True, text=True, timeout=60)
@@ -385,6 +386,7 @@ def test_warning_is_mailed_through_the_smarthost_with_its_password(converged, ho
         return [m for m in map(json.loads, lines) if "KeelMailTest" in m["body"]]
 
     mail = _wait(mails, timeout=60)
+    print(f"the warning reached the smarthost {time.monotonic() - sent:.0f}s after it was posted")
     assert mail, ssh(mon, "journalctl -u prometheus-alertmanager -n 20 --no-pager; "
                           "journalctl -u keel-test-smtp -n 20 --no-pager").stdout
     assert (mail[0]["login"], mail[0]["from"], mail[0]["to"]) == \
