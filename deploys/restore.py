@@ -12,7 +12,7 @@ App data (app hosts, restic): one set; its units stop, its paths are kept aside 
 from a snapshot (latest by default), the units start again:
 
     pyinfra INVENTORY deploys/restore.py --limit app1 \\
-        --data restic_restore_set=app-agent --data restic_restore_confirm=true
+        --data restic_restore_set=storage --data restic_restore_confirm=true
 """
 
 import shlex

@@ -13,3 +13,6 @@ container_runtime_storage_driver = "fuse-overlayfs"
 container_runtime_host_images = ["localhost/keel/debian-host:12"]
 # The agent behind the edge, with a certificate from the sandbox's CA.
 agent_server_name = "agents.sandbox.internal"
+# App data backups (restic role) on app hosts, as in prod and staging: the agents' DATA_DIR
+# (local storage backend). The password is the secret restic_password (keel secrets ensure).
+restic_enabled = True

@@ -206,11 +206,15 @@ def _alert(hosts, name):
 
 
 def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
-    # The backup job writes textfile metrics (mode 0644, as keel_pg_backup.py does: root's
-    # sessions have umask 027 under base); a failed run is status 0.
-    ssh(hosts["m-db1"], "f=/var/lib/prometheus/node-exporter/keel_backup.prom && "
-                        "printf 'keel_backup_last_status{database=\"app\"} 0\\n' > $f && "
-                        "chmod 0644 $f")
+    # A real pgBackRest backup that fails: the repository's backup directory unwritable, the
+    # scheduled unit started (its failure writes keel_pg_backup_last_status{type="diff"} 0).
+    db = hosts["m-db1"]
+    ssh(db, "chmod 000 /var/lib/pgbackrest/backup")
+    try:
+        assert ssh(db, "systemctl start keel-pg-backup@diff.service").returncode != 0
+    finally:
+        ssh(db, "chmod 750 /var/lib/pgbackrest/backup && "
+                "systemctl reset-failed keel-pg-backup@diff.service")
     # An app service whose container fails its health check (a stand-in engine answers).
     ssh(hosts["m-app1"], "printf '[Service]\\nExecStart=/usr/bin/podman start -a web\\n' "
                          "> /etc/systemd/system/app-web.service && "
@@ -223,8 +227,9 @@ def test_redis_down_failed_backup_and_unhealthy_service_alert(converged, hosts):
     down = _wait(lambda: [a for a in _alert(hosts, "RedisDown")
                           if a["state"] in ("pending", "firing")], timeout=30)
     assert down and down[0]["labels"]["host"] == "m-cache1"
-    backup = _wait(lambda: _alert(hosts, "BackupFailed"), timeout=30)
-    assert backup and backup[0]["labels"]["database"] == "app"
+    backup = _wait(lambda: _alert(hosts, "PostgresBackupFailed"), timeout=30)
+    assert backup and backup[0]["labels"]["type"] == "diff"
+    assert backup[0]["labels"]["host"] == "m-db1"
     unhealthy = _wait(lambda: _alert(hosts, "ServiceUnhealthy"), timeout=30)
     assert unhealthy and unhealthy[0]["labels"]["service"] == "web"
     assert unhealthy[0]["labels"]["host"] == "m-app1"
@@ -309,6 +314,84 @@ def test_stopped_postgres_reaches_the_webhook_then_resolves(converged, hosts):
     assert all(json.loads(line)["receiver"] == "hook" and
                all(a["labels"]["severity"] == "critical" for a in json.loads(line)["alerts"])
                for line in lines)
+
+
+# An SMTP smarthost (Debian's aiosmtpd): STARTTLS required, then AUTH with the password the
+# test hands it in tmpfs; each mail it accepts is appended to MAIL_LOG (never the password).
+# AUTH PLAIN only: aiosmtpd's LOGIN prompts "User Name", and Alertmanager's LOGIN expects
+# "Username:" as other servers send it.
+SMTP_DIR, MAIL_LOG = "/run/keel-test-smtp", "/var/tmp/keel-mail.jsonl"
+SMTP = f"""import json, ssl, time
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+expected = open('{SMTP_DIR}/password', 'rb').read().strip()
+def authenticate(server, session, envelope, mechanism, data):
+    ok = isinstance(data, LoginPassword) and data.password == expected
+    return AuthResult(success=ok, auth_data=data.login.decode() if ok else None)
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        mail = {{'login': session.auth_data, 'from': envelope.mail_from,
+                'to': envelope.rcpt_tos, 'body': envelope.content.decode(errors='replace')}}
+        with open('{MAIL_LOG}', 'a') as f:
+            f.write(json.dumps(mail) + '\\n')
+        return '250 OK'
+tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+tls.load_cert_chain('{SMTP_DIR}/cert.pem', '{SMTP_DIR}/key.pem')
+Controller(Handler(), hostname='127.0.0.1', port=2525, tls_context=tls, require_starttls=True,
+           authenticator=authenticate, auth_required=True,
+           auth_exclude_mechanism=['LOGIN']).start()
+while True:
+    time.sleep(3600)
+"""
+
+
+def test_warning_is_mailed_through_the_smarthost_with_its_password(converged, hosts):
+    """Alertmanager's email receiver (warnings, test data) delivers through a real smarthost
+    on m-mon1's loopback that requires STARTTLS and AUTH: the mail arrives, so the login used
+    the password from secrets."""
+    from keel.core import ca
+
+    mon = hosts["m-mon1"]
+    ca.ensure("sandbox")  # another module of this worker may have made it
+    key, cert = ca.issue("sandbox", [], ["127.0.0.1"])
+    files = {"key.pem": key.decode(), "cert.pem": cert.decode(),
+             "password": PASSWORDS["alertmanager_smtp_password"]}
+    for name, content in files.items():  # tmpfs, root only; the content on stdin
+        assert _login(mon, f"umask 077 && mkdir -p {SMTP_DIR} && cat > {SMTP_DIR}/{name} && "
+                           "echo ok", content) == "ok"
+    # The host trusts the smarthost's CA (as a real one's is trusted), before Alertmanager
+    # starts: Go reads the system's roots once per process.
+    assert _login(mon, "cat > /usr/local/share/ca-certificates/keel-sandbox-test.crt && "
+                       "update-ca-certificates >/dev/null 2>&1 && "
+                       "systemctl restart prometheus-alertmanager && echo ok",
+                  ca.cert("sandbox")) == "ok"
+    install = ssh(mon, "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+                       "--no-install-recommends python3-aiosmtpd >/dev/null", timeout=300)
+    assert install.returncode == 0, install.stderr
+    ssh(mon, f"rm -f {MAIL_LOG}; systemctl stop keel-test-smtp 2>/dev/null; "
+             f"systemd-run --unit=keel-test-smtp python3 -c {shlex.quote(SMTP)}")
+    assert _wait(lambda: ssh(mon, "ss -ltn | grep -q 127.0.0.1:2525").returncode == 0, 20)
+    assert _wait(lambda: ssh(mon, f"curl -sf http://{mon.address}:9093/-/ready").returncode
+                 == 0, 30)
+    alert = [{"labels": {"alertname": "KeelMailTest", "severity": "warning", "host": "m-mon1"},
+              "annotations": {"summary": "a warning for the mail route"}}]
+    sent = time.monotonic()
+    post = subprocess.run(mon.ssh_argv(f"curl -sSf -X POST -H 'Content-Type: application/json' "
+                                       f"--data-binary @- http://{mon.address}:9093/api/v2/alerts"),
+                          input=json.dumps(alert), capture_output=True, text=True, timeout=60)
+    assert post.returncode == 0, post.stderr
+
+    def mails():
+        lines = ssh(mon, f"cat {MAIL_LOG} 2>/dev/null").stdout.splitlines()
+        return [m for m in map(json.loads, lines) if "KeelMailTest" in m["body"]]
+
+    mail = _wait(mails, timeout=60)
+    print(f"the warning reached the smarthost {time.monotonic() - sent:.0f}s after it was posted")
+    assert mail, ssh(mon, "journalctl -u prometheus-alertmanager -n 20 --no-pager; "
+                          "journalctl -u keel-test-smtp -n 20 --no-pager").stdout
+    assert (mail[0]["login"], mail[0]["from"], mail[0]["to"]) == \
+        ("keel", "keel@example.net", ["ops@example.net"])
+    assert ssh(mon, f"findmnt -no FSTYPE -T {SMTP_DIR}").stdout.strip() == "tmpfs"
 
 
 def test_smtp_password_only_in_tmpfs(converged, hosts):

@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from s3_server import BUCKET, MOTO
 
 from keel import ROOT
 from keel.lab.testing import run_testinfra, ssh
@@ -195,3 +196,43 @@ def test_no_password_in_output_or_on_disk(converged, app):
     found = sh(app, f"grep -rIlF -- '{PASSWORD}' /etc /var/log /var/lib /var/backups /usr/local "
                     "/root /tmp /srv; true")
     assert found == ""
+
+
+@pytest.mark.sandbox
+def test_repository_in_s3(converged, harness, app, secrets_env, report_duration):
+    """The repository in S3-compatible storage (moto's server on the host): converge
+    initialises it, a backup goes there, DATA_DIR is destroyed and restored from it byte for
+    byte; the keys are in no output and rest in tmpfs only."""
+    assert ssh(app, MOTO, timeout=600).returncode == 0
+    keys = {"restic_s3_access_key": "AKIA" + random.token_hex(8),
+            "restic_s3_secret_key": random.token_hex(20)}
+    for name, value in keys.items():
+        secrets_env.set(name, value)
+    s3 = {"bucket": BUCKET, "endpoint_url": "http://127.0.0.1:5000", "path": "restic",
+          "access_key_secret": "restic_s3_access_key", "secret_key_secret": "restic_s3_secret_key"}
+    inv = harness.inventory({"app": [app]}, data_files=[DATA], data={"restic_s3": s3}, name="s3")
+    runs = harness.assert_idempotent(inv, DEPLOY)
+    assert "Initialise the restic repository" in \
+        [op.split(" | ", 1)[-1] for op in runs[0].changed()["r-app1"]]
+    sh(app, f"mkdir -p {DATA_DIR}/db && head -c 1000000 /dev/urandom > {DATA_DIR}/db/s3.bin")
+    before = sh(app, f"cd / && sha256sum {DATA_DIR}/db/s3.bin")
+    harness.converge(inv, "deploys/backup.py")
+    listed = sh(app, "/opt/moto/bin/python -c \"import boto3; print('\\n'.join(o['Key'] for o in "
+                     "boto3.client('s3', endpoint_url='http://127.0.0.1:5000', region_name="
+                     "'us-east-1', aws_access_key_id='x', aws_secret_access_key='x')"
+                     f".list_objects_v2(Bucket='{BUCKET}', Prefix='restic/')['Contents']))\"")
+    assert "restic/config" in listed.split() and "restic/snapshots/" in listed
+
+    sh(app, f"rm -rf {DATA_DIR}")
+    restore = harness.inventory({"app": [app]}, data_files=[DATA], name="s3_restore", data={
+        "restic_s3": s3, "restic_restore_set": "storage", "restic_restore_confirm": True})
+    start = time.monotonic()
+    harness.converge(restore, "deploys/restore.py")
+    report_duration("restic RTO from S3 (DATA_DIR, 1 MB)", time.monotonic() - start)
+    assert sh(app, f"cd / && sha256sum {DATA_DIR}/db/s3.bin") == before
+    for run in runs:
+        assert not any(value in run.output for value in keys.values())
+    for value in keys.values():
+        assert sh(app, f"grep -rIlF -- '{value}' /etc /var/lib /usr/local /root /tmp /srv; "
+                       "true") == ""
+    assert sh(app, "findmnt -no FSTYPE -T /run/keel/secrets/restic/s3.env").strip() == "tmpfs"

@@ -8,6 +8,8 @@ plans zero changes, no unit fails, Prometheus scrapes every exporter and the age
 in to the data services: pg_up and redis_up are 1), the data services answer the app hosts
 alone, and `keel check` passes through the edge, names each link it breaks, and records runs
 through each storage backend (local, s3 on moto's server on a host of its own, postgresql).
+App data: a transcript written through the agent's API is backed up (restic), destroyed and
+restored byte for byte.
 """
 
 from __future__ import annotations
@@ -145,6 +147,52 @@ def test_a_run_is_recorded_in_postgresql_and_the_storage_backend(site):
     assert int(rows) >= len(AGENTS)
     files = ssh(hosts["app1"], "ls /srv/app/data/transcripts").stdout.split()
     assert files and all(f.endswith(".json") for f in files)
+
+
+def _agent_api(host, method: str, path: str, body: dict | None = None
+               ) -> subprocess.CompletedProcess:
+    """The agent's API on the app host's loopback (where the edge reaches it)."""
+    data = "--data-binary @- -H 'Content-Type: application/json'" if body is not None else ""
+    return subprocess.run(host.ssh_argv(f"curl -sSf --max-time 120 -X {method} {data} "
+                                        f"http://127.0.0.1:8000{path}"),
+                          input=json.dumps(body) if body is not None else "",
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_app_data_from_the_api_is_backed_up_and_restored_byte_for_byte(site, harness,
+                                                                         report_duration):
+    """A run's transcript written through the API (the local backend: DATA_DIR), backed up
+    with restic, DATA_DIR destroyed, then restored by deploys/restore.py with confirmation,
+    which stops the agent, restores and starts it: the transcript reads back byte for byte."""
+    hosts, _ = site
+    app, limit = hosts["app1"], ["--limit", PREFIX + "app1"]
+    marker = os.urandom(8).hex()
+    made = _agent_api(app, "POST", "/v1/runs", {"prompt": f"remember {marker}"})
+    assert made.returncode == 0, made.stderr
+    run_id = json.loads(made.stdout)["id"]
+    path, file = f"/v1/runs/{run_id}/transcript", f"/srv/app/data/transcripts/{run_id}.json"
+    before = _agent_api(app, "GET", path).stdout
+    assert marker in before
+    stat = f"sha256sum {file} && stat -c '%u:%g %a' /srv/app/data {file}"
+    on_disk = ssh(app, stat).stdout
+    backup = harness.run(INVENTORY, "deploys/backup.py", env=ENV, args=limit)
+    assert backup.returncode == 0, backup.output
+    started = ssh(app, "systemctl show -p InvocationID --value app-agent").stdout
+    ssh(app, "rm -rf /srv/app/data")  # the volume destroyed
+    assert _agent_api(app, "GET", path).returncode != 0
+    clock = time.monotonic()
+    restore = harness.run(INVENTORY, "deploys/restore.py", env=ENV, args=[
+        *limit, "--data", "restic_restore_set=storage", "--data", "restic_restore_confirm=true"])
+    took = time.monotonic() - clock
+    assert restore.returncode == 0, restore.output
+    report_duration("app data restore (deploys/restore.py, agent stopped and started)", took)
+    print(f"restore of the agent's DATA_DIR took {took:.0f}s")
+    # The agent was stopped and started (a new invocation), and serves the restored bytes.
+    assert ssh(app, "systemctl show -p InvocationID --value app-agent").stdout != started
+    assert _agent_api(app, "GET", path).stdout == before
+    assert ssh(app, stat).stdout == on_disk
+    proc = keel_check()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_redis_takes_the_agents_user_and_refuses_the_default(site):

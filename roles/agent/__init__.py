@@ -17,6 +17,7 @@ from pyinfra.api import StringCommand, deploy
 from keel.core.roles import Declaration, Endpoint, Role
 from keel.deploy.ops import live_check
 from roles.agent.schema import Settings
+from roles.app.units import unit_name
 
 CONTEXT = "roles/agent/image"
 CONFIG = "/etc/claude"  # the claude user's settings, read-only, in the container
@@ -158,10 +159,16 @@ def check(settings: Settings, name: str):
                       ok="the agent is healthy", failed="agent health failed", show_output=True)
 
 
+def offers(settings: Settings) -> dict:
+    """To storage: the agent's unit writes DATA_DIR, so a restore of it stops and starts it."""
+    return {"data_units": [unit_name("agent")]}
+
+
 @deploy("agent")
 def apply(settings: Settings) -> None:
     check(settings, name="Check the agent's health")
 
 
 ROLE = Role(name="agent", settings=Settings, apply=apply, groups=("agent",),
-            metrics=metrics, alerts=alerts, cross_check=cross_check, declares=declares)
+            metrics=metrics, alerts=alerts, cross_check=cross_check, declares=declares,
+            offers=offers)

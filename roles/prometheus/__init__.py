@@ -19,12 +19,7 @@ from keel.core.roles import Endpoint, Role
 from keel.core.schema import PortRule
 from keel.deploy.monitoring import alertmanagers, rule_groups, scrape_jobs
 from keel.deploy.ops import checked_install, config_file, service
-from roles.prometheus.schema import (
-    ALERTS,
-    RuleGroup,
-    Settings,
-    seconds,
-)
+from roles.prometheus.schema import ALERTS, RuleGroup, Settings
 
 ETC = "/etc/prometheus"
 STAGED = f"{ETC}/keel-staged"
@@ -62,9 +57,7 @@ def scrape_config(settings: Settings) -> str:
 
 def keel_rules(settings: Settings) -> dict:
     """What templates/prometheus/keel.rules.yml.j2 sees."""
-    thresholds = settings.prometheus_alert_thresholds
-    return {"thresholds": {**thresholds.model_dump(),
-                           "backup_max_age_seconds": seconds(thresholds.backup_max_age)},
+    return {"thresholds": settings.prometheus_alert_thresholds.model_dump(),
             "durations": {**ALERTS, **settings.prometheus_alert_for}}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -26,18 +25,7 @@ ALERTS = {
     "ServiceDown": "2m",
     "ServiceRestarting": "0m",
     "ServiceUnhealthy": "2m",
-    "BackupFailed": "0m",
-    "BackupTooOld": "10m",
 }
-
-
-UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def seconds(duration: str) -> int:
-    """A Prometheus duration in whole seconds ('1h30m' -> 5400)."""
-    parts = re.findall(r"([0-9]+)(ms|s|m|h|d|w|y)", duration)
-    return round(sum(int(n) * UNITS[unit] for n, unit in parts))
 
 
 class Thresholds(Model):
@@ -46,7 +34,6 @@ class Thresholds(Model):
     pg_connections: Ratio = 0.8
     redis_memory: Ratio = 0.9
     service_restarts: Annotated[int, Field(ge=1)] = 3
-    backup_max_age: Duration = "26h"
 
 
 class Rule(Model):
@@ -96,8 +83,7 @@ class Settings(RoleSettings):
         {},
         description=(
             "Alert thresholds: disk_used, memory_available, pg_connections, redis_memory "
-            "(ratios), service_restarts (per 15m), backup_max_age (duration); missing "
-            "keys keep defaults."
+            "(ratios), service_restarts (per 15m); missing keys keep defaults."
         ),
     )
     prometheus_alert_for: dict[str, Duration] = Field(

@@ -61,7 +61,8 @@ def declares(settings: Settings, offers: dict) -> list[Declaration]:
     """The logins DATABASE_URL and REDIS_URL carry, created by postgres and redis on the
     inventory's db and cache hosts (not when storage_db_host / storage_redis_host name a
     server outside the inventory); the local backend's DATA_DIR to the restic role on the same
-    host (app data backups)."""
+    host (app data backups), with the units that write it (roles on the host offer them as
+    `data_units`), which a restore stops and starts."""
     out = []
     if database(settings) == "postgresql" and not settings.storage_db_host:
         user = settings.storage_db_user
@@ -75,8 +76,9 @@ def declares(settings: Settings, offers: dict) -> list[Declaration]:
             "name": user, "password_secret": settings.storage_redis_password_secret,
             "keys": [f"~{user}:*"], "channels": [f"&{user}:*"], "commands": REDIS_COMMANDS}))
     if settings.storage_backend == "local":  # its DATA_DIR, to restic on the same host
-        out.append(Declaration(role="restic", key="restic_sets",
-                               item={"name": "storage", "paths": [settings.storage_data_dir]}))
+        units = sorted({unit for offer in offers.values() for unit in offer.get("data_units", [])})
+        out.append(Declaration(role="restic", key="restic_sets", item={
+            "name": "storage", "paths": [settings.storage_data_dir], "units": units}))
     return out
 
 

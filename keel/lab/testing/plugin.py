@@ -53,6 +53,8 @@ class SecretsEnv:
         os.environ.update(self.env)
         _, public, _ = store.create_identity()
         store.set_recipients("sandbox", [public])
+        # group_data/sandbox.py turns app data backups on: their repository's password.
+        store.put("sandbox", "restic_password", store.generate(32))
 
     def set(self, name: str, value: str) -> None:
         from keel.core import store
