@@ -252,8 +252,10 @@ def _edit(env: str) -> None:
 def _status(args: argparse.Namespace) -> int:
     from keel.cli import rollout
 
-    print(rollout.status_table(rollout.status(rollout.inventory_path(args.inventory),
-                                              args.limit or [])))
+    inventory = rollout.inventory_path(args.inventory)
+    print(rollout.status_table(rollout.status(inventory, args.limit or [])))
+    print()
+    print(rollout.releases_table(rollout.releases(inventory, args.limit or [])))
     return 0
 
 
@@ -265,8 +267,9 @@ def _rollout(args: argparse.Namespace) -> int:
                              log=lambda m: print(f"keel: {m}", file=sys.stderr))
     if not result.ok:
         print(result.reason.rstrip(), file=sys.stderr)
-        hint = "" if args.rollback else f"; roll back with: keel rollout {args.inventory} " \
-            "--rollback"
+        left = [h for h in result.failed if h not in result.rolled_back]
+        hint = f"; roll back with: keel rollout {args.inventory} --rollback" \
+            if left and not args.rollback else ""
         print(f"keel: rollout stopped at {', '.join(result.failed)}{hint}", file=sys.stderr)
         return 1
     print(f"keel: {'rolled back' if args.rollback else 'updated'}: {', '.join(result.done)}",
@@ -279,8 +282,6 @@ def _ca(args: argparse.Namespace) -> int:
 
     if args.action == "init":
         print(ca.init(args.env, days=args.days, force=args.force), end="")
-    elif args.action == "ensure":
-        print(ca.ensure(args.env), end="")
     else:
         print(ca.cert(args.env), end="")
     return 0
@@ -360,13 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=_secrets)
 
     st = sub.add_parser("status", help="every app service per host: image, state, health, "
-                        "restarts (read only)")
+                        "restarts; each host's current and previous release (read only)")
     st.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
     st.add_argument("--limit", action="append", help="only these hosts (repeatable)")
     st.set_defaults(func=_status)
 
     ro = sub.add_parser("rollout", help="apply deploys/app.py one batch of hosts at a time, "
-                        "stopping at the first unhealthy batch")
+                        "drained from their edges and gated; a host that fails its gate is "
+                        "rolled back and the release stops")
     ro.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
     ro.add_argument("--batch", type=int, default=1, help="hosts per batch (default 1)")
     ro.add_argument("--group", default="app", help="inventory group to roll (default app)")
@@ -375,9 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     ro.set_defaults(func=_rollout)
 
     ca = sub.add_parser("ca", help="the environment's internal certificate authority")
-    ca.add_argument("action", choices=["init", "ensure", "cert"],
+    ca.add_argument("action", choices=["init", "cert"],
                     help="init: create it (key age-encrypted in secrets/<env>.yaml); "
-                         "ensure: create it if the environment has none; "
                          "cert: print its certificate")
     ca.add_argument("env", help="environment (inventory name)")
     ca.add_argument("--days", type=int, default=3650, help="for init: CA lifetime")
