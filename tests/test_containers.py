@@ -318,6 +318,7 @@ def test_release_through_the_edge_loses_no_request(env):
     assert proc.returncode == 0, proc.stderr
     assert "c-app2: drained agent:c-app1" in proc.stderr
     assert "c-app2: drained agent:c-app2" in proc.stderr
+    assert "batch 2/2 took out of service " in proc.stderr
     assert stream.failures == [] and stream.count > 20, (stream.count, stream.failures[:5])
     assert stream.versions == {"1", "2"}
     assert _version(app1) == _version(app2) == "2"

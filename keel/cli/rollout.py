@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ RELEASES_FACT = "roles.app.facts.Releases"
 ROLLBACK = "deploys/app_rollback.py"
 SURGE, SURGE_END = "deploys/app_surge.py", "deploys/app_surge_end.py"
 EDGE_TOOL = "/usr/local/sbin/keel-edge"  # installed by the edge role
+GATE_SETTLE = 30
 
 
 def inventory_path(name: str) -> Path:
@@ -192,8 +194,10 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
     batches = [hosts[i:i + batch] for i in range(0, len(hosts), batch)]
     for number, members in enumerate(batches, 1):
         log(f"batch {number}/{len(batches)}: {', '.join(members)}")
+        clock = _Clock()
         drained = _drain(inventory, paths, members, log)
         surged, failed = ([], {}) if rollback else _surge(inventory, paths, members, log)
+        clock.lap("out of service")
         back: dict[str, str] = {}
         rolled: list[str] = []
         if not failed:
@@ -204,6 +208,7 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
                 back = _gate(inventory, list(failed), paths, _pyinfra(
                     *_limit(failed), "-y", "--json", str(inventory), ROLLBACK))
                 rolled = [h for h in failed if h not in back]
+        clock.lap("deploy and gate" + (" and rollback" if rolled or back else ""))
         in_service = [r for r in drained + surged
                       if r.host not in back and (r.host not in failed or not rollback)]
         back_home = [r for r in surged if r in in_service]
@@ -212,6 +217,8 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
             _pyinfra(*_limit(sorted({r.host for r in back_home})), "-y", str(inventory),
                      SURGE_END)
         _undrain(inventory, [r for r in drained if r in in_service], log)
+        clock.lap("back in service")
+        log(f"batch {number}/{len(batches)} took {clock}")
         if failed:
             result.failed = list(failed)
             result.rolled_back = rolled
@@ -229,6 +236,21 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
             return result
         result.done += members
     return result
+
+
+class _Clock:
+    """How long each step of a batch took, for the log."""
+
+    def __init__(self):
+        self.start, self.laps = time.monotonic(), []
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.laps.append(f"{step} {now - self.start:.1f} s")
+        self.start = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
 
 
 def _limit(hosts) -> list[str]:
@@ -342,8 +364,13 @@ def _gate(inventory: Path, members: list[str], paths: list[Route],
     failed = {name: "deploy failed: " + (_said(proc, name) or "see pyinfra's output")
               for name in _failed_hosts(proc, members)}
     for name, services in status(inventory, members).items():
-        bad = unhealthy(services)
-        if bad:
+        # A service the converge did not fail on may be between health checks: it has
+        # GATE_SETTLE seconds to become healthy again.
+        deadline = time.monotonic() + (0 if name in failed else GATE_SETTLE)
+        while unhealthy(services) and time.monotonic() < deadline:
+            time.sleep(3)
+            services = status(inventory, [name]).get(name, {})
+        if bad := unhealthy(services):
             failed[name] = "health: " + ", ".join(
                 f"{s} ({services[s]['state']}, {services[s]['health']})" for s in bad)
     for route in paths:
