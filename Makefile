@@ -17,7 +17,7 @@ MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
 up: setup image
 	$(BIN)/keel sandbox up prod
 	$(BIN)/keel secrets init sandbox
-	$(BIN)/keel ca cert sandbox >/dev/null 2>&1 || $(BIN)/keel ca init sandbox >/dev/null
+	$(BIN)/keel ca ensure sandbox >/dev/null
 	$(BIN)/keel secrets ensure sandbox inventories/sandbox.py
 	$(BIN)/pyinfra -y inventories/sandbox.py deploys/site.py
 	$(BIN)/keel check sandbox
@@ -26,7 +26,7 @@ up: setup image
 vm: setup
 	$(BIN)/keel vm up
 	$(BIN)/keel secrets init vm
-	$(BIN)/keel ca cert vm >/dev/null 2>&1 || $(BIN)/keel ca init vm >/dev/null
+	$(BIN)/keel ca ensure vm >/dev/null
 	$(BIN)/keel secrets ensure vm inventories/vm.py
 	$(BIN)/pyinfra -y inventories/vm.py deploys/site.py
 

@@ -1,6 +1,10 @@
 """moto's S3 server on a sandbox host, with the bucket the app uses (tests/test_storage.py,
 tests/test_site.py)."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from keel.lab.testing import ssh
+
 BUCKET = "keel-agent"
 MOTO = f"""set -e
 export DEBIAN_FRONTEND=noninteractive
@@ -21,3 +25,10 @@ for _ in range(100):
         time.sleep(0.2)
 PY
 """
+
+
+def start(host) -> Future:
+    """Set moto up on a fresh sandbox host in the background (it takes minutes: a venv from
+    PyPI); the future's result is the setup's CompletedProcess."""
+    script = f"apt-get update -qq && cat > /root/moto.sh <<'EOF'\n{MOTO}EOF\nsh /root/moto.sh"
+    return ThreadPoolExecutor(1).submit(ssh, host, script, timeout=900)

@@ -153,6 +153,27 @@ def test_diff_and_plan_never_show_values(converged, harness, inventory, secrets_
     assert new not in applied.output
 
 
+def test_converges_as_an_admin_with_sudo(converged, harness, host, secrets_env):
+    """As a cloud host is reached (inventories/vm.py): an admin with sudo, not root. Files go
+    up as the admin and root moves them into place, managed files and secrets alike."""
+    ssh(host, "useradd -m -G admins cloud && install -d -o cloud -m 0700 /home/cloud/.ssh && "
+              "install -o cloud -m 0600 /root/.ssh/authorized_keys /home/cloud/.ssh/ && "
+              "rm /etc/needrestart/conf.d/keel.conf")
+    new = canary()
+    secrets_env.set("test_alpha", new)
+    inventory = harness.inventory({"app": [host]}, data={"secrets_prune": False}, name="sudo",
+                                  host_data={host.name: {"ssh_user": "cloud", "_sudo": True}})
+    run = harness.converge(inventory, DEPLOY)
+    changed = " / ".join(run.changed().get(host.name, []))
+    assert "needrestart: list, do not restart" in changed and "Deliver test_alpha" in changed
+    assert ssh(host, "stat -c '%U %G %a' /etc/needrestart/conf.d/keel.conf").stdout == \
+        "root root 644\n"
+    assert ssh(host, "cat /run/keel/secrets/test/alpha").stdout == new
+    assert ssh(host, "ls -a /etc/needrestart/conf.d /etc/keel/secrets/test | grep keel-new"
+               ).stdout == ""
+    assert harness.converge(inventory, DEPLOY).changed() == {}
+
+
 def test_secrets_back_after_host_restart(converged, host, harness, inventory):
     digest = _sha(host, "/run/keel/secrets/test/alpha")
     assert sandbox.restart(host.name).address == host.address

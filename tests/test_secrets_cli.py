@@ -93,3 +93,18 @@ def test_value_never_read_from_argv(env):
     # `set` takes no value argument at all: the value comes from stdin or a prompt.
     proc = env("set", "prod", "x", "value-on-argv")
     assert proc.returncode == 2
+
+
+def test_ca_ensure_makes_the_ca_once(env):
+    run_env = {**os.environ, "KEEL_SECRETS_DIR": str(env.dir),
+               "KEEL_AGE_KEY_FILE": str(env.tmp / "me.txt")}
+
+    def ca(*args):
+        return subprocess.run([KEEL, "ca", *args, "prod"], capture_output=True, text=True,
+                              env=run_env)
+
+    first = ca("ensure")
+    assert first.returncode == 0 and first.stdout.startswith("-----BEGIN CERTIFICATE-----")
+    assert ca("ensure").stdout == first.stdout == ca("cert").stdout
+    refused = ca("init")
+    assert refused.returncode != 0 and "already has a CA" in refused.stderr

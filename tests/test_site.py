@@ -7,7 +7,7 @@ the site plans without an ordering cycle, converges, converges again with zero c
 plans zero changes, no unit fails, Prometheus scrapes every exporter and the agents (logged
 in to the data services: pg_up and redis_up are 1), the data services answer the app hosts
 alone, and `keel check` passes through the edge, names each link it breaks, and records runs
-through each storage backend (local, s3 on moto's server, postgresql).
+through each storage backend (local, s3 on moto's server on a host of its own, postgresql).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import time
 
 import claude_cache
 import pytest
-from s3_server import BUCKET, MOTO
+import s3_server
+from s3_server import BUCKET
 
 from keel import ROOT
 from keel.lab.testing import BIN, ssh
@@ -35,7 +36,14 @@ LAYOUT = {"app1": True, "app2": True, "db1": False, "cache1": False, "mon1": Fal
 
 
 @pytest.fixture(scope="module")
-def site(sandbox_hosts, harness, secrets_env):
+def s3(sandbox_hosts):
+    """moto on a host of its own, set up in the background while the site converges."""
+    (host,) = sandbox_hosts(PREFIX + "s3", privileged=False)
+    return host, s3_server.start(host)
+
+
+@pytest.fixture(scope="module")
+def site(s3, sandbox_hosts, harness, secrets_env):
     hosts = {}
     for privileged in (True, False):  # each call boots its hosts together
         names = [name for name, nested in LAYOUT.items() if nested == privileged]
@@ -47,10 +55,9 @@ def site(sandbox_hosts, harness, secrets_env):
     data.write_text(f"claude_cli_cache_dir = {claude_cache.HOST_CACHE!r}\n")
     ENV["KEEL_DATA"] = str(data)
     # As `make up` does: the sandbox's CA (the agents' vhosts), and the secrets the data names.
-    from keel.core import ca, store
+    from keel.core import ca
 
-    if ca.KEY not in store.names("sandbox"):  # another module of this worker may have made it
-        ca.init("sandbox")
+    ca.ensure("sandbox")  # another module of this worker may have made it
     ensure = subprocess.run([str(BIN / "keel"), "secrets", "ensure", "sandbox", str(INVENTORY)],
                             cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                             env={**os.environ, **ENV}, timeout=300)
@@ -232,7 +239,7 @@ def test_breaking_one_link_breaks_the_check_naming_it(site):
 
 
 @pytest.mark.parametrize("backend", ["s3", "postgresql"])
-def test_runs_through_each_storage_backend(site, harness, backend):
+def test_runs_through_each_storage_backend(site, s3, harness, backend):
     """Switching the backend re-renders the agent's environment and restarts it; a run's
     transcript is then read back through the new backend."""
     hosts, _ = site
@@ -240,11 +247,10 @@ def test_runs_through_each_storage_backend(site, harness, backend):
     lines = [f"claude_cli_cache_dir = {claude_cache.HOST_CACHE!r}",
              f"storage_backend = {backend!r}"]
     if backend == "s3":
-        assert ssh(hosts["db1"], MOTO, timeout=600).returncode == 0
+        s3_host, setup = s3
+        assert setup.result().returncode == 0, setup.result().stderr
         lines += [f"storage_s3_bucket = {BUCKET!r}",
-                  f"storage_s3_endpoint = 'http://{hosts['db1'].address}:5000'",
-                  "base_firewall_ports = [{'port': 5000, 'sources': ['group:app'], "
-                  "'comment': 'moto (test)'}]"]
+                  f"storage_s3_endpoint = 'http://{s3_host.address}:5000'"]
     extra.write_text("\n".join(lines) + "\n")
     env = {**ENV, "KEEL_DATA": extra.as_posix()}
     ensure = subprocess.run([str(BIN / "keel"), "secrets", "ensure", "sandbox", str(INVENTORY)],

@@ -13,11 +13,11 @@ import hashlib
 import json
 import re
 import secrets as random
-import threading
 
 import claude_cache
 import pytest
-from s3_server import BUCKET, MOTO
+import s3_server
+from s3_server import BUCKET
 
 from keel import ROOT
 from keel.lab.sandbox import Host
@@ -94,23 +94,12 @@ def in_agent(app, command: str) -> str:
 def local(harness, hosts, values):
     """Converged with the local backend: k-app1 first while k-db1 sets up moto, then both."""
     app, db = hosts
-    result = {}
-
-    def setup_db():
-        result["apt"] = ssh(db, "apt-get update -qq", timeout=300)
-        result["moto"] = ssh(db, f"cat > /root/moto.sh <<'EOF'\n{MOTO}EOF\nsh /root/moto.sh",
-                             timeout=600)
-
-    thread = threading.Thread(target=setup_db)
-    thread.start()
+    moto = s3_server.start(db)
     claude_cache.seed(app)
     inv = inventory(harness, hosts, "local")
-    try:
-        first = harness.converge(inv, DEPLOY, args=["--limit", "k-app1"])
-    finally:
-        thread.join()
-    for step in ("apt", "moto"):
-        assert result[step].returncode == 0, result[step].stdout + result[step].stderr
+    first = harness.converge(inv, DEPLOY, args=["--limit", "k-app1"])
+    setup = moto.result()
+    assert setup.returncode == 0, setup.stdout + setup.stderr
     claude_cache.keep(app)
     runs = harness.assert_idempotent(inv, DEPLOY)
     return first, *runs

@@ -282,6 +282,8 @@ def _ca(args: argparse.Namespace) -> int:
 
     if args.action == "init":
         print(ca.init(args.env, days=args.days, force=args.force), end="")
+    elif args.action == "ensure":
+        print(ca.ensure(args.env), end="")
     else:
         print(ca.cert(args.env), end="")
     return 0
@@ -377,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     ro.set_defaults(func=_rollout)
 
     ca = sub.add_parser("ca", help="the environment's internal certificate authority")
-    ca.add_argument("action", choices=["init", "cert"],
+    ca.add_argument("action", choices=["init", "ensure", "cert"],
                     help="init: create it (key age-encrypted in secrets/<env>.yaml); "
+                         "ensure: create it if the environment has none; "
                          "cert: print its certificate")
     ca.add_argument("env", help="environment (inventory name)")
     ca.add_argument("--days", type=int, default=3650, help="for init: CA lifetime")

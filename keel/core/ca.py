@@ -55,6 +55,11 @@ def init(env: str, days: int = 3650, force: bool = False) -> str:
     return pem
 
 
+def ensure(env: str) -> str:
+    """The environment's CA certificate, creating the CA if it has none."""
+    return cert(env) if CERT in store.names(env) else init(env)
+
+
 def cert(env: str) -> str:
     """The CA certificate (PEM); public."""
     if CERT not in store.names(env):

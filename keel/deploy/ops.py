@@ -18,7 +18,8 @@ from pyinfra.api.output import format_text
 from pyinfra.api.util import get_file_io
 from pyinfra.context import state
 from pyinfra.facts.files import File, FileContents
-from pyinfra.operations import server
+from pyinfra.operations import server, systemd
+from pyinfra.operations.util import any_changed
 from pyinfra.operations.util.files import chmod, chown, generate_color_diff
 
 from keel.core.data import MASK
@@ -163,7 +164,8 @@ def _managed_file(dest: str, content: str, mode: str = "0644", user: str = "root
     # its owner and mode before the first byte is written: never world-readable in between.
     temp = temp_path(dest)
     yield StringCommand("install", "-m", mode, "-o", user, "-g", group, "/dev/null", temp)
-    yield FileUploadCommand(BytesIO(body), temp, remote_temp_filename=temp)
+    # Under sudo, pyinfra uploads to a temp file of the login user's and root copies it in.
+    yield FileUploadCommand(BytesIO(body), temp)
     if check is None:
         yield StringCommand("mv", "-f", temp, dest)
         return
@@ -201,6 +203,15 @@ def config_file(role: str, template: str, dest: str, *, name: str, mode: str = "
     (`check`: see managed_file)."""
     return managed_file(name=name, dest=dest, content=render(role, template, **context),
                         mode=mode, user=user, group=group, check=check)
+
+
+def unit_files(role: str, units: list[str], *, label: str, **context) -> list:
+    """The role's systemd units (templates/<role>/<unit>.j2) in /etc/systemd/system, with
+    one daemon-reload when any of them changed; returns their operations."""
+    written = [config_file(role, unit, f"/etc/systemd/system/{unit}", name=f"Install {unit}",
+                           **context) for unit in units]
+    systemd.daemon_reload(name=f"Reload systemd units ({label})", _if=any_changed(*written))
+    return written
 
 
 def dropin(unit: str, content: str, *, name: str):

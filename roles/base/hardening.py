@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from keel.deploy.ops import config_file, managed_file, service
+from keel.deploy.ops import config_file, managed_file, service, unit_files
 
 METRICS_SCRIPT = "/usr/local/sbin/keel-base-metrics"
 # Accounts CIS lets keep their shell (5.4.2.7): their "shell" is what they are for.
@@ -222,14 +222,8 @@ def metrics(settings, current: dict) -> None:
         aide = config_file("base", "aide.conf", "/etc/aide/keel.conf", mode="0600",
                            name="AIDE: keel's scope", settings=settings)
         rebuild = aide.will_change or not current["aide_db"]
-    unit = config_file("base", "keel-base-metrics.service",
-                       "/etc/systemd/system/keel-base-metrics.service",
-                       name="Install keel-base-metrics.service", script=METRICS_SCRIPT)
-    timer = config_file("base", "keel-base-metrics.timer",
-                        "/etc/systemd/system/keel-base-metrics.timer",
-                        name="Install keel-base-metrics.timer", settings=settings)
-    systemd.daemon_reload(name="Reload systemd units (base metrics)",
-                          _if=any_changed(unit, timer))
+    units = unit_files("base", ["keel-base-metrics.service", "keel-base-metrics.timer"],
+                       label="base metrics", script=METRICS_SCRIPT, settings=settings)
     service(name="Run the base metrics timer", service="keel-base-metrics.timer",
             running=True, enabled=True)
     # In the background: AIDE's first baseline and debsums take a while (tens of seconds on a
@@ -242,7 +236,7 @@ def metrics(settings, current: dict) -> None:
     else:
         server.shell(name="Write base metrics now (in the background)",
                      commands=["systemctl restart --no-block keel-base-metrics.service"],
-                     _if=any_changed(script, unit))
+                     _if=any_changed(script, units[0]))
 
 
 # Debian 12's /etc/login.defs (login 1:4.13), its effective lines; keel's values go over it.

@@ -17,7 +17,15 @@ from keel.core.render import render
 from keel.core.roles import Role
 from keel.core.schema import PortRule
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, dropin, managed_file, operation, service, start_after
+from keel.deploy.ops import (
+    config_file,
+    dropin,
+    managed_file,
+    operation,
+    service,
+    start_after,
+    unit_files,
+)
 from keel.deploy.secrets import deliver, store_commands
 from roles.edge.alerts import EDGE_ALERTS
 from roles.edge.schema import Settings, Vhost, cross_check
@@ -295,18 +303,12 @@ def _metrics(settings: Settings) -> None:
     script = config_file("edge", "keel-edge-metrics", METRICS, mode="0755",
                          name="Install the edge metrics script", certs=certs,
                          status_log=STATUS_LOG, settings=settings)
-    unit = config_file("edge", "keel-edge-metrics.service",
-                       "/etc/systemd/system/keel-edge-metrics.service",
-                       name="Install keel-edge-metrics.service", script=METRICS)
-    timer = config_file("edge", "keel-edge-metrics.timer",
-                        "/etc/systemd/system/keel-edge-metrics.timer",
-                        name="Install keel-edge-metrics.timer", settings=settings)
-    systemd.daemon_reload(name="Reload systemd units (metrics)",
-                          _if=any_changed(unit, timer))
+    units = unit_files("edge", ["keel-edge-metrics.service", "keel-edge-metrics.timer"],
+                       label="edge metrics", script=METRICS, settings=settings)
     service(name="Run the edge metrics timer", service="keel-edge-metrics.timer",
             running=True, enabled=True)
     systemd.service(name="Write edge metrics now", service="keel-edge-metrics", running=None,
-                    restarted=True, _if=any_changed(script, unit))
+                    restarted=True, _if=any_changed(script, units[0]))
 
 
 ROLE = Role(name="edge", settings=Settings, apply=apply, groups=("edge",), ports=ports,

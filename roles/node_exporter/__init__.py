@@ -9,11 +9,10 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
-from pyinfra.operations.util import any_changed
 
 from keel.core.roles import Role
 from keel.deploy.exporter import Exporter
-from keel.deploy.ops import config_file, service
+from keel.deploy.ops import config_file, service, unit_files
 from roles.node_exporter.schema import Settings
 
 SERVICE = "prometheus-node-exporter"
@@ -55,11 +54,8 @@ def _service_health(settings) -> None:
         return
     config_file("node_exporter", "keel-service-health.sh", "/usr/local/sbin/keel-service-health",
                 mode="0755", name="Install service health collector", settings=settings)
-    units = [config_file("node_exporter", f"keel-service-health.{kind}",
-                         f"/etc/systemd/system/keel-service-health.{kind}",
-                         name=f"Install keel-service-health.{kind}", settings=settings)
-             for kind in ("service", "timer")]
-    systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*units))
+    unit_files("node_exporter", ["keel-service-health.service", "keel-service-health.timer"],
+               label="service health", settings=settings)
     service(name="Run service health timer", service="keel-service-health.timer",
             running=True, enabled=True)
 

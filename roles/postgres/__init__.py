@@ -17,7 +17,7 @@ from keel.core.roles import Role
 from keel.core.schema import PortRule
 from keel.core.secrets import SecretFile
 from keel.deploy.facts import MemTotal
-from keel.deploy.ops import config_file, dropin, live_check, managed_file, service
+from keel.deploy.ops import config_file, dropin, live_check, managed_file, service, unit_files
 from keel.deploy.secrets import deliver, value
 from roles.base.firewall import source_addresses
 from roles.postgres import plan
@@ -266,10 +266,7 @@ def _backups(settings) -> None:
               "metrics_dir": settings.postgres_backup_metrics_dir}
     managed_file(name="Write backup settings", dest="/etc/keel/pg-backup.json",
                  content=json.dumps(config, indent=1) + "\n")
-    units = [config_file("postgres", unit, f"/etc/systemd/system/{unit}",
-                         name=f"Backup unit {unit}", settings=settings) for unit in BACKUP_UNITS]
-    systemd.daemon_reload(name="Reload systemd units (backups)",
-                          _if=lambda: any(u.did_change() for u in units))
+    unit_files("postgres", BACKUP_UNITS, label="backups", settings=settings)
     stanza(name=f"pgBackRest stanza {STANZA} with a full backup")
     enabled = settings.postgres_backup_enabled
     for kind in ("full", "diff"):

@@ -12,11 +12,11 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FactBase, deploy, operation
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files
 
 from keel.core.roles import Role
 from keel.core.secrets import RUN_DIR, SecretFile
-from keel.deploy.ops import config_file, managed_file, service
+from keel.deploy.ops import managed_file, service, unit_files
 from keel.deploy.secrets import deliver
 from roles.restic.alerts import RESTIC_ALERTS
 from roles.restic.schema import Settings
@@ -103,11 +103,8 @@ def apply(settings: Settings) -> None:
     managed_file(name="Write backup settings", dest="/etc/keel/restic.json",
                  content=json.dumps(config, indent=1) + "\n")
     initialise(name="Initialise the restic repository", path=repository(settings))
-    units = [config_file("restic", unit, f"/etc/systemd/system/{unit}", name=f"Unit {unit}",
-                         settings=settings) for unit in ("keel-restic.service",
-                                                         "keel-restic.timer")]
-    systemd.daemon_reload(name="Reload systemd units (restic)",
-                          _if=lambda: any(u.did_change() for u in units))
+    unit_files("restic", ["keel-restic.service", "keel-restic.timer"], label="restic",
+               settings=settings)
     service(name="Enable the backup timer", service="keel-restic.timer", running=True,
             enabled=True)
 

@@ -91,9 +91,9 @@ def boot(names: list[str]) -> None:
 
 def ensure_secrets(inventory: Path) -> None:
     """The sandbox secrets the instances' roles need, made if missing, as `make up` does; and
-    the sandbox's CA (edge's internal certificates), as `keel ca init sandbox` does."""
+    the sandbox's CA (edge's internal certificates), as `keel ca ensure sandbox` does."""
     from keel.cli import main as keel
-    from keel.core import ca, store
+    from keel.core import ca
 
     def run(*argv: str) -> None:
         if keel(list(argv)) != 0:
@@ -101,8 +101,7 @@ def ensure_secrets(inventory: Path) -> None:
 
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the JSON summary
         run("secrets", "init", "sandbox")
-        if ca.KEY not in store.names("sandbox"):
-            ca.init("sandbox")
+        ca.ensure("sandbox")
         run("secrets", "ensure", "sandbox", str(inventory))
 
 
