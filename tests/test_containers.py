@@ -25,7 +25,7 @@ from containers_data import secret_values, stack
 
 from keel import ROOT
 from keel.cli import rollout
-from keel.core import ca, store
+from keel.core import ca
 from keel.lab.testing import BIN, run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
@@ -60,8 +60,7 @@ def env(sandbox_hosts, harness, secrets_env):
     values = secret_values(host_stacks()["c-app1"])
     for name, value in values.items():
         secrets_env.set(name, value)
-    if ca.KEY not in store.names("sandbox"):
-        ca.init("sandbox")
+    ca.ensure("sandbox")
     hosts = sandbox_hosts("c-app1", "c-app2", privileged=True)
 
     def inventory(**changes):
