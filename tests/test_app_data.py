@@ -18,6 +18,11 @@ CASES = {
                           "api": svc(ports=[{"port": 8080, "target": 3000,
                                              "address": "0.0.0.0"}])}},
         "app_services.api.ports[0]", "already published by service 'web'"),
+    "surge port taken by another service": (
+        {"app_services": {"web": svc(ports=[{"port": 8080, "target": 80, "surge": 8081}]),
+                          "api": svc(ports=[{"port": 8081, "target": 3000}])}},
+        "app_services.api.ports[0]", "port 8081/tcp on 127.0.0.1 is already published by "
+                                     "service 'web'"),
     "unknown network": (
         {"app_services": {"web": svc(networks=["frontend", "backnd"])},
          "app_networks": {"frontend": {}, "backend": {}}},

@@ -1,17 +1,22 @@
 """Containers on podman: the three reference stacks on real (privileged) sandbox hosts.
 
-c-app1 runs the web stack, the multi-agent pod and the agent; c-app2 runs the agent only.
-One converge of tests/deploys/containers.py (base, secrets, container_runtime, app), its
-idempotence re-run and plan; then behaviour: health, start order, network isolation,
-limits, restarts, secrets, a change that recreates one service, and a rolling update that
-stops at the first unhealthy host. The tests run in file order and share the hosts.
+c-app1 runs the web stack, the multi-agent pod and the agent; c-app2 runs the agent and
+the edge that serves both agents over HTTPS. One converge of tests/deploys/containers.py
+(base, secrets, container_runtime, app, edge), its idempotence re-run and plan; then
+behaviour: health, start order, network isolation, limits, restarts, secrets, a change that
+recreates one service, and releases through the edge (keel rollout: drain, gate, automatic
+rollback) under a steady stream of requests. The tests run in file order and share the hosts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
+import socket
+import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -20,22 +25,34 @@ from containers_data import secret_values, stack
 
 from keel import ROOT
 from keel.cli import rollout
+from keel.core import ca
 from keel.lab.testing import BIN, run_testinfra, ssh
 
 pytestmark = pytest.mark.sandbox
 DEPLOY = "tests/deploys/containers.py"
 WEB = ["db", "cms", "api", "frontend"]
 POD = ["claude", "grok", "gemini"]
+SERVER_NAME, SOLO = "agent.sandbox.internal", "solo.sandbox.internal"
+# c-app2's edge in front of the agent on both hosts, and (solo) in front of its own agent
+# only, over loopback: a release drains a host from the first and surges on the second. It
+# gates each host on /health.
+RELEASE = {"drain_timeout": 10, "smoke": {"path": "/health"}}
+EDGE = {"edge_upstreams": {"agent": {"group": "app", "port": 8000, **RELEASE},
+                           "solo": {"group": "app", "port": 8000, "via": "loopback",
+                                    **RELEASE}},
+        "edge_vhosts": [{"name": "agent", "server_name": SERVER_NAME, "upstream": "agent"},
+                        {"name": "solo", "server_name": SOLO, "upstream": "solo"}]}
 
 
 def host_stacks(agent_build: dict | None = None, api_env: dict | None = None) -> dict:
     full, agent = stack("web_stack", "multi_agent", "agent"), stack("agent")
     for data in (full, agent):
+        data["app_services"]["agent"]["ports"][0]["surge"] = 8001
         if agent_build:
             data["app_services"]["agent"]["build"] = agent_build
         if api_env and "api" in data["app_services"]:
             data["app_services"]["api"]["environment"].update(api_env)
-    return {"c-app1": full, "c-app2": agent}
+    return {"c-app1": full, "c-app2": {**agent, **EDGE}}
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +60,12 @@ def env(sandbox_hosts, harness, secrets_env):
     values = secret_values(host_stacks()["c-app1"])
     for name, value in values.items():
         secrets_env.set(name, value)
+    ca.ensure("sandbox")
     hosts = sandbox_hosts("c-app1", "c-app2", privileged=True)
 
     def inventory(**changes):
-        return harness.inventory({"app": hosts}, host_data=host_stacks(**changes))
+        return harness.inventory({"app": hosts, "edge": hosts[1:]},
+                                 host_data=host_stacks(**changes))
 
     inv = inventory()
     started = time.monotonic()
@@ -214,8 +233,8 @@ def test_env_change_recreates_only_that_service(env, harness):
     run = harness.converge(inv, "deploys/app.py")
     changed = run.changed()
     assert set(changed) == {"c-app1"}
-    others = [op for op in changed["c-app1"]
-              if "api" not in op and "Reload" not in op and "replaces" not in op]
+    others = [op for op in changed["c-app1"] if "api" not in op and "Reload" not in op
+              and "replaces" not in op and "Record the release" not in op]
     assert others == [], changed
     after = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
     assert [s for s in ids if ids[s] != after[s]] == ["api"]
@@ -253,39 +272,154 @@ def _keel(*args: str) -> subprocess.CompletedProcess:
                           timeout=600, stdin=subprocess.DEVNULL)
 
 
-def test_rolling_update_stops_at_first_unhealthy_host_then_rolls_back(env, harness):
+class Stream:
+    """A steady, bounded stream of HTTPS requests through the edge (GET /info, one connection
+    each, the certificate checked against the sandbox CA), counting failures."""
+
+    def __init__(self, edge, name: str = SERVER_NAME, limit: int = 6000, seconds: int = 900):
+        self.edge, self.name, self.limit, self.seconds = edge, name, limit, seconds
+        self.ctx = ssl.create_default_context(cadata=ca.cert("sandbox"))
+        self.count, self.failures, self.versions = 0, [], set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _get(self) -> dict:
+        sock = socket.create_connection((self.edge.address, 443), timeout=10)
+        conn = http.client.HTTPSConnection(self.name, 443, timeout=10)
+        conn.sock = self.ctx.wrap_socket(sock, server_hostname=self.name)
+        try:
+            conn.request("GET", "/info")
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                raise OSError(f"HTTP {response.status}: {body[:200]!r}")
+            return json.loads(body)
+        finally:
+            conn.close()
+
+    def _run(self) -> None:
+        end = time.monotonic() + self.seconds
+        while not self._stop.is_set() and self.count < self.limit and time.monotonic() < end:
+            self.count += 1
+            try:
+                self.versions.add(self._get()["version"])
+            except (OSError, ValueError) as exc:
+                self.failures.append(f"{time.strftime('%H:%M:%S')} {exc}")
+            time.sleep(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _release(env, *args: str, **changes) -> tuple[subprocess.CompletedProcess, Stream, Stream]:
+    """A release under two streams: through the agent vhost (both hosts) and solo (c-app2)."""
+    edge = env["hosts"]["c-app2"]
+    with Stream(edge) as stream, Stream(edge, SOLO) as solo:
+        time.sleep(1)
+        proc = _keel("rollout", str(env["inventory"](api_env={"LOG_LEVEL": "debug"}, **changes)),
+                     *args)
+        time.sleep(1)
+    return proc, stream, solo
+
+
+def _version(host) -> str:
+    return http_json(host, 8000, "/info")["version"]
+
+
+def _nothing_drained(edge) -> bool:
+    return ssh(edge, "diff -r /etc/nginx/keel/staged /etc/nginx/keel/live").returncode == 0
+
+
+def test_release_through_the_edge_loses_no_request(env):
     app1, app2 = env["hosts"]["c-app1"], env["hosts"]["c-app2"]
-    old = {h: inspect(env["hosts"][h], "agent", "{{.Config.Image}}") for h in ("c-app1", "c-app2")}
-    broken = env["inventory"](api_env={"LOG_LEVEL": "debug"}, agent_build={
-        "context": "tests/images/standin", "args": {"VERSION": "2", "BROKEN": "1"}})
-    proc = _keel("rollout", str(broken))
+    proc, stream, solo = _release(env, agent_build={"context": "tests/images/standin",
+                                                    "args": {"VERSION": "2"}})
+    assert proc.returncode == 0, proc.stderr
+    assert "c-app2: drained agent:c-app1" in proc.stderr
+    assert "c-app2: drained agent:c-app2" in proc.stderr
+    assert "batch 2/2 took out of service " in proc.stderr
+    assert stream.failures == [] and stream.count > 20, (stream.count, stream.failures[:5])
+    assert stream.versions == {"1", "2"}
+    assert _version(app1) == _version(app2) == "2"
+    assert _nothing_drained(app2)
+    # solo: c-app2 is its only server, so the new release started beside the old one on the
+    # surge port, took the traffic, and handed it back once app-agent ran it.
+    assert "c-app2: solo:c-app2:8001" in proc.stderr and "c-app2: solo:c-app2:8000" in proc.stderr
+    assert solo.failures == [] and solo.count > 20, (solo.count, solo.failures[:5])
+    assert solo.versions == {"1", "2"}
+    assert podman(app2, "ps -a --format '{{.Names}}'").split() == ["agent"]
+    assert ssh(app2, "ls /run/systemd/system/app-agent-surge.service").returncode != 0
+
+
+def test_rollback_by_hand_through_the_edge(env):
+    """keel rollout --rollback: the same drain and gate, back to the definitions replaced."""
+    app1, app2 = env["hosts"]["c-app1"], env["hosts"]["c-app2"]
+    proc, stream, _ = _release(env, "--rollback", agent_build={"context": "tests/images/standin",
+                                                            "args": {"VERSION": "2"}})
+    assert proc.returncode == 0, proc.stderr
+    assert stream.failures == [] and stream.count > 20, (stream.count, stream.failures[:5])
+    assert _version(app1) == _version(app2) == "1"
+    assert _nothing_drained(app2)
+
+
+def test_broken_release_rolls_back_on_its_own(env, harness):
+    app1, app2 = env["hosts"]["c-app1"], env["hosts"]["c-app2"]
+    before = {h: inspect(env["hosts"][h], "agent", "{{.Config.Image}} {{.Id}}")
+              for h in ("c-app1", "c-app2")}
+    proc, stream, solo = _release(env, agent_build={"context": "tests/images/standin",
+                                                    "args": {"VERSION": "3", "BROKEN": "1"}})
     assert proc.returncode == 1, proc.stderr
     assert "rollout stopped at c-app1" in proc.stderr
-    assert "not updated: c-app2" in proc.stderr
-    # c-app2 was never touched: still the old image, serving.
-    assert inspect(app2, "agent", "{{.Config.Image}}") == old["c-app2"]
-    assert http_json(app2, 8000, "/health")["ok"]
-    assert http_json(app2, 8000, "/info")["version"] == "1"
-    # c-app1 runs the broken release (its container may be between restarts).
-    assert old["c-app1"] not in ssh(app1, "cat /etc/systemd/system/app-agent.service").stdout
-
-    proc = _keel("rollout", str(broken), "--rollback")
-    assert proc.returncode == 0, proc.stderr
-    assert inspect(app1, "agent", "{{.Config.Image}}") == old["c-app1"]
+    assert "c-app1: health: agent" in proc.stderr
+    assert "c-app1: rolled back to its previous release, back in service" in proc.stderr
+    assert "--rollback" not in proc.stderr.splitlines()[-1]
+    # c-app2 was never touched: the same container, serving.
+    assert inspect(app2, "agent", "{{.Config.Image}} {{.Id}}") == before["c-app2"]
+    assert _version(app2) == "1"
+    # c-app1 is back on its previous release, healthy and in service; no request was lost.
+    assert inspect(app1, "agent", "{{.Config.Image}}") == before["c-app1"].split()[0]
     assert http_json(app1, 8000, "/health")["ok"]
-    assert inspect(app2, "agent", "{{.Config.Image}}") == old["c-app2"]
-    # With the data reverted, hosts and data agree again.
+    assert _nothing_drained(app2)
+    assert stream.failures == [] and stream.count > 20, (stream.count, stream.failures[:5])
+    assert stream.versions == {"1"}
+    assert solo.failures == [] and solo.versions == {"1"}
+    # With the data reverted, hosts and data agree again (the edge too).
     reverted = env["inventory"](api_env={"LOG_LEVEL": "debug"})
-    assert harness.converge(reverted, "deploys/app.py").changed() == {}
+    assert harness.converge(reverted, DEPLOY).changed() == {}
 
 
 def test_status_command(env):
     proc = _keel("status", str(env["inv"]))
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    services, releases = proc.stdout.split("\n\n")
+    lines = services.splitlines()
     assert lines[0].split() == ["HOST", "SERVICE", "IMAGE", "STATE", "HEALTH", "RESTARTS"]
     rows = {(ln.split()[0], ln.split()[1]): ln.split() for ln in lines[1:]}
     assert len(rows) == 9
     assert rows[("c-app1", "grok")][-1] == "1"  # the kill above
     assert rows[("c-app2", "agent")][2].startswith("localhost/keel/standin:")
     assert all(r[3] == "running" and r[5] == "healthy" for r in rows.values())
+    assert releases.splitlines()[0].split() == ["HOST", "RELEASE", "CONFIG", "RECORDED", "IMAGES"]
+    assert [ln.split()[:2] for ln in releases.splitlines()[1:]] == [
+        ["c-app1", "current"], ["c-app1", "previous"], ["c-app2", "current"],
+        ["c-app2", "previous"]]
+
+
+def test_release_records(env):
+    """Each host records the release it runs (config hash, image ids) and the one before: the
+    releases above ended on version 1 (rolled back by hand; the broken one never became
+    current), after version 2."""
+    records = rollout.releases(env["inv"])
+    for name, host in env["hosts"].items():
+        current, previous = records[name]["current"], records[name]["previous"]
+        assert current["config"] != previous["config"]
+        image, image_id = current["images"]["agent"].split()
+        assert image == inspect(host, "agent", "{{.Config.Image}}")
+        assert image_id == podman(host, f"image inspect --format '{{{{.Id}}}}' {image}")
+        assert previous["images"]["agent"].split()[0] != image
+        assert _version(host) == "1"

@@ -6,7 +6,7 @@ from containers_data import stack
 
 from keel.core.render import render
 from keel.core.roles import role
-from roles.app.units import exec_line, render_unit
+from roles.app.units import exec_line, render_unit, surge_unit
 from roles.container_runtime import _daemon_json
 
 APP, RUNTIME = role("app").defaults, role("container_runtime").defaults
@@ -41,6 +41,23 @@ def test_podman_unit_carries_the_whole_definition():
                  "localhost/keel/standin:abc"):
         assert flag in start, flag
     assert "JWT_SECRET=/run/keel/secrets/app/cms/web_strapi_jwt_secret" in unit
+
+
+def test_surge_copy_publishes_only_its_surge_ports():
+    web = stack("web_stack")
+    web["app_services"]["cms"]["ports"][0]["surge"] = 1338
+    data = AppSchema.model_validate({**APP, **web})
+    cms = data.app_services["cms"]
+    unit = surge_unit(data, "cms", cms, "i:2")
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    assert "--name cms-surge " in start and "-p 127.0.0.1:1338:1337/tcp" in start
+    assert ":1337:1337" not in start
+    assert "ExecStartPost=/usr/local/libexec/keel-app wait-healthy 120 cms-surge" in unit
+    assert "ExecStop=/usr/bin/podman stop --ignore -t 10 cms-surge" in unit
+    # The service's own unit is unchanged by its surge port; a service without one has none.
+    assert render_unit(data, "cms", cms, "i:2") == render_unit(
+        app_data(), "cms", app_data().app_services["cms"], "i:2")
+    assert surge_unit(data, "api", data.app_services["api"], "i:2") is None
 
 
 def test_env_files_of_other_roles_are_passed():

@@ -26,6 +26,25 @@ CASES = {
         {"edge_upstreams": UP, "edge_vhosts": [{**VHOST, "tls": "acme",
                                                 "client_max_body_size": "lots"}]},
         "edge_vhosts[0].client_max_body_size", "should match pattern"),
+    "smoke path with a control character": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000,
+                                    "smoke": {"path": "/health\x1b[2J"}}}},
+        "edge_upstreams.svc.smoke.path", "(got '/health\\x1b[2J')"),
+    "smoke path with a space": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000,
+                                    "smoke": {"path": "/health; rm -rf /"}}}},
+        "edge_upstreams.svc.smoke.path", "should match pattern"),
+    "smoke method unknown": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000,
+                                    "smoke": {"method": "BREW", "path": "/"}}}},
+        "edge_upstreams.svc.smoke.method", "'GET'"),
+    "smoke status out of range": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000,
+                                    "smoke": {"path": "/", "status": 99}}}},
+        "edge_upstreams.svc.smoke.status", "greater than or equal to 100"),
+    "drain timeout as text": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000, "drain_timeout": "30"}}},
+        "edge_upstreams.svc.drain_timeout", "valid integer"),
 }
 
 

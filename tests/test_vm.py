@@ -28,7 +28,7 @@ pytestmark = pytest.mark.vm
 NAME = "vm-test"
 INVENTORY = ROOT / "inventories/vm.py"
 ADMIN = "ops"  # group_data/vm.py
-RUN_TIMEOUT = 3600
+RUN_TIMEOUT = 5400
 
 
 class SntpServer(threading.Thread):

@@ -252,8 +252,10 @@ def _edit(env: str) -> None:
 def _status(args: argparse.Namespace) -> int:
     from keel.cli import rollout
 
-    print(rollout.status_table(rollout.status(rollout.inventory_path(args.inventory),
-                                              args.limit or [])))
+    inventory = rollout.inventory_path(args.inventory)
+    print(rollout.status_table(rollout.status(inventory, args.limit or [])))
+    print()
+    print(rollout.releases_table(rollout.releases(inventory, args.limit or [])))
     return 0
 
 
@@ -265,8 +267,9 @@ def _rollout(args: argparse.Namespace) -> int:
                              log=lambda m: print(f"keel: {m}", file=sys.stderr))
     if not result.ok:
         print(result.reason.rstrip(), file=sys.stderr)
-        hint = "" if args.rollback else f"; roll back with: keel rollout {args.inventory} " \
-            "--rollback"
+        left = [h for h in result.failed if h not in result.rolled_back]
+        hint = f"; roll back with: keel rollout {args.inventory} --rollback" \
+            if left and not args.rollback else ""
         print(f"keel: rollout stopped at {', '.join(result.failed)}{hint}", file=sys.stderr)
         return 1
     print(f"keel: {'rolled back' if args.rollback else 'updated'}: {', '.join(result.done)}",
@@ -360,13 +363,14 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(func=_secrets)
 
     st = sub.add_parser("status", help="every app service per host: image, state, health, "
-                        "restarts (read only)")
+                        "restarts; each host's current and previous release (read only)")
     st.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
     st.add_argument("--limit", action="append", help="only these hosts (repeatable)")
     st.set_defaults(func=_status)
 
     ro = sub.add_parser("rollout", help="apply deploys/app.py one batch of hosts at a time, "
-                        "stopping at the first unhealthy batch")
+                        "drained from their edges and gated; a host that fails its gate is "
+                        "rolled back and the release stops")
     ro.add_argument("inventory", help="environment (inventories/<env>.py) or inventory file")
     ro.add_argument("--batch", type=int, default=1, help="hosts per batch (default 1)")
     ro.add_argument("--group", default="app", help="inventory group to roll (default app)")

@@ -1,11 +1,14 @@
-"""Rolling updates and status of the app role's services, across an inventory's app hosts.
+"""Releases and status of the app role's services, across an inventory's app hosts.
 
 pyinfra runs each operation on all hosts before the next one, and `--serial` only orders
-hosts within an operation, so neither stops a release at the first bad host. `rollout` runs
-the app deploy on one batch of hosts at a time (`--limit`), checks every service on those
-hosts is running and healthy, and stops at the first batch that fails: later hosts keep the
-version they run. `--rollback` does the same with deploys/app_rollback.py, which returns the
-services that run the data's current definition to the one they replaced.
+hosts within an operation, so neither stops a release at the first bad host. `rollout` takes
+one batch of hosts at a time (`--limit`): each edge in front of them drains them (keel-edge),
+the app deploy runs, and the gate (every service running and healthy, and each upstream's
+smoke request from its edge) decides. A host that passes goes back in service; a host that
+fails is rolled back (deploys/app_rollback.py), gated again and put back in service, and the
+release stops: later hosts keep the version they run. `--rollback` does the same with
+deploys/app_rollback.py, which returns the services that run the data's current definition to
+the one they replaced.
 """
 
 from __future__ import annotations
@@ -13,14 +16,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from keel import ROOT
 from keel.errors import KeelError
 
 BIN = Path(sys.executable).parent
 STATUS_FACT = "roles.app.facts.Status"
+RELEASES_FACT = "roles.app.facts.Releases"
+ROLLBACK = "deploys/app_rollback.py"
+SURGE, SURGE_END = "deploys/app_surge.py", "deploys/app_surge_end.py"
+EDGE_TOOL = "/usr/local/sbin/keel-edge"  # installed by the edge role
+GATE_SETTLE = 30
 
 
 def inventory_path(name: str) -> Path:
@@ -48,15 +58,33 @@ def _pyinfra(*args: str) -> subprocess.CompletedProcess:
                           text=True, stdin=subprocess.DEVNULL)
 
 
+def _fact(inventory: Path, fact: str, limit, *args: str) -> dict[str, Any]:
+    argv = ["--json", *_limit(limit), str(inventory), "fact", fact, *args]
+    proc = _pyinfra(*argv)
+    if proc.returncode != 0 or not proc.stdout.strip().startswith("{"):
+        raise KeelError(f"reading {fact} failed:\n{proc.stderr[-2000:]}")
+    # One fact per run: its key also names its arguments.
+    return next(iter(json.loads(proc.stdout).values()), {})
+
+
 def status(inventory: Path, limit: list[str] = ()) -> dict[str, dict]:
     """{host: {service: {image, state, unit, health, restarts, ...}}}, read only."""
-    args = ["--json", str(inventory), "fact", STATUS_FACT]
-    for name in limit:
-        args[1:1] = ["--limit", name]
-    proc = _pyinfra(*args)
-    if proc.returncode != 0 or not proc.stdout.strip().startswith("{"):
-        raise KeelError(f"reading service status failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout).get(STATUS_FACT, {})
+    return _fact(inventory, STATUS_FACT, limit)
+
+
+def releases(inventory: Path, limit: list[str] = ()) -> dict[str, dict]:
+    """{host: {"current"|"previous": {config, time, images}}}: what each app host recorded."""
+    from keel.core.inventory import load
+    from keel.core.roles import role
+
+    dirs: dict[str, list[str]] = {}
+    for h in load(inventory).hosts:
+        if "app" in h.roles and (not limit or h.name in limit):
+            dirs.setdefault(role("app").validate(h.values).app_state_dir, []).append(h.name)
+    out = {}
+    for state_dir, names in dirs.items():
+        out |= _fact(inventory, RELEASES_FACT, names, f"state_dir={state_dir}")
+    return out
 
 
 def status_table(facts: dict[str, dict]) -> str:
@@ -67,6 +95,24 @@ def status_table(facts: dict[str, dict]) -> str:
         for name, s in sorted((services or {}).items()):
             rows.append([hostname, name, s["image"], f"{s['state']} ({s['unit']})",
                          s["health"], str(s["restarts"])])
+    return _table(rows)
+
+
+def releases_table(facts: dict[str, dict]) -> str:
+    """Each host's current and previous release: config hash, when, image ids."""
+    rows = [["HOST", "RELEASE", "CONFIG", "RECORDED", "IMAGES"]]
+    for hostname, records in sorted(facts.items()):
+        for which in ("current", "previous"):
+            r = (records or {}).get(which)
+            if not r:
+                rows.append([hostname, which, "-", "-", "-"])
+                continue
+            images = ", ".join(f"{s}={i.split()[-1][:12]}" for s, i in sorted(r["images"].items()))
+            rows.append([hostname, which, r["config"], r["time"], images])
+    return _table(rows)
+
+
+def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                      for r in rows)
@@ -77,10 +123,60 @@ def unhealthy(services: dict) -> list[str]:
                   if s["state"] != "running" or s["health"] not in ("healthy", "-"))
 
 
+@dataclass(frozen=True)
+class Route:
+    """One way requests reach an app host: a server of an edge host's upstream."""
+
+    edge: str
+    upstream: str
+    host: str
+    address: str  # as the edge reaches the host
+    port: int
+    drain_timeout: int
+    smoke: Any  # the upstream's smoke request (roles/edge: Smoke), or None
+    service: str | None = None  # the host's app service publishing the port ...
+    surge: int | None = None  # ... and the port its surge copy publishes instead, if any
+
+    @property
+    def server(self) -> str:
+        return f"{self.upstream}:{self.host}"
+
+    def url(self, port: int | None = None) -> str:
+        return f"http://{self.address}:{port or self.port}"
+
+
+def routes(inventory: Path) -> list[Route]:
+    """Every edge upstream's servers, from inventory data (what the edge role renders)."""
+    from keel.core.inventory import load
+    from keel.core.roles import declarations, role
+
+    env = load(inventory)
+    received = declarations((h.name, h.values, h.roles) for h in env.hosts)
+    published = {}  # (host, port) -> (service, surge port)
+    for h in env.hosts:
+        if "app" in h.roles:
+            app = role("app").validate(h.values, received.get((h.name, "app"), ()))
+            for name, svc in app.app_services.items():
+                published |= {(h.name, p.port): (name, p.surge) for p in svc.ports}
+    out = []
+    for edge in env.hosts:
+        if "edge" not in edge.roles:
+            continue
+        settings = role("edge").validate(edge.values, received.get((edge.name, "edge"), ()))
+        for name, up in settings.edge_upstreams.items():
+            members = [(h.name, h.values.get("keel_address")) for h in env.hosts
+                       if up.group in h.groups]
+            out += [Route(edge.name, name, host, address, up.port, up.drain_timeout, up.smoke,
+                          *published.get((host, up.port), (None, None)))
+                    for host, address in up.servers(edge.name, members)]
+    return out
+
+
 @dataclass
 class Result:
     done: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    rolled_back: list[str] = field(default_factory=list)  # failed, then back on the previous
     untouched: list[str] = field(default_factory=list)
     reason: str = ""
 
@@ -91,34 +187,209 @@ class Result:
 
 def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bool = False,
             log=print) -> Result:
-    deploy = "deploys/app_rollback.py" if rollback else "deploys/app.py"
+    deploy = ROLLBACK if rollback else "deploys/app.py"
     hosts = group_hosts(inventory, group)
+    paths = routes(inventory)
     result = Result()
     batches = [hosts[i:i + batch] for i in range(0, len(hosts), batch)]
     for number, members in enumerate(batches, 1):
         log(f"batch {number}/{len(batches)}: {', '.join(members)}")
-        args = ["-y", "--json"]
-        for name in members:
-            args += ["--limit", name]
-        proc = _pyinfra(*args, str(inventory), deploy)
-        failed = _failed_hosts(proc, members)
-        reason = proc.stderr[-3000:] if failed else ""
+        clock = _Clock()
+        drained = _drain(inventory, paths, members, log)
+        surged, failed = ([], {}) if rollback else _surge(inventory, paths, members, log)
+        clock.lap("out of service")
+        back: dict[str, str] = {}
+        rolled: list[str] = []
         if not failed:
-            for name, services in status(inventory, members).items():
-                bad = unhealthy(services)
-                if bad:
-                    failed.append(name)
-                    reason += f"{name}: not healthy: {', '.join(bad)}\n"
+            failed = _gate(inventory, members, paths, _pyinfra(
+                *_limit(members), "-y", "--json", str(inventory), deploy))
+            if failed and not rollback:
+                log(f"gate failed on {', '.join(failed)}: rolling back")
+                back = _gate(inventory, list(failed), paths, _pyinfra(
+                    *_limit(failed), "-y", "--json", str(inventory), ROLLBACK))
+                rolled = [h for h in failed if h not in back]
+        clock.lap("deploy and gate" + (" and rollback" if rolled or back else ""))
+        in_service = [r for r in drained + surged
+                      if r.host not in back and (r.host not in failed or not rollback)]
+        back_home = [r for r in surged if r in in_service]
+        if back_home:  # the services run the new release on their own port: copies stop
+            _switch(inventory, back_home, log, back_from_surge=True)
+            _pyinfra(*_limit(sorted({r.host for r in back_home})), "-y", str(inventory),
+                     SURGE_END)
+        _undrain(inventory, [r for r in drained if r in in_service], log)
+        clock.lap("back in service")
+        log(f"batch {number}/{len(batches)} took {clock}")
         if failed:
-            result.failed = failed
+            result.failed = list(failed)
+            result.rolled_back = rolled
             result.done += [m for m in members if m not in failed]
             result.untouched = [h for b in batches[number:] for h in b]
-            result.reason = reason
+            result.reason = "".join(f"{h}: {why}\n" for h, why in failed.items())
+            result.reason += "".join(
+                f"{h}: rolled back to its previous release, back in service\n"
+                for h in result.rolled_back)
+            result.reason += "".join(
+                f"{h}: the rollback failed its gate too ({why}); left out of service\n"
+                for h, why in back.items())
             log(f"stopped: {', '.join(failed)} failed; not updated: "
                 f"{', '.join(result.untouched) or 'none'}")
             return result
         result.done += members
     return result
+
+
+class _Clock:
+    """How long each step of a batch took, for the log."""
+
+    def __init__(self):
+        self.start, self.laps = time.monotonic(), []
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.laps.append(f"{step} {now - self.start:.1f} s")
+        self.start = now
+
+    def __str__(self) -> str:
+        return ", ".join(self.laps)
+
+
+def _limit(hosts) -> list[str]:
+    return [arg for name in hosts for arg in ("--limit", name)]
+
+
+def _edge(inventory: Path, edge: str, *argv: str) -> subprocess.CompletedProcess:
+    return _pyinfra(str(inventory), "--limit", edge, "exec", "--", EDGE_TOOL, *argv)
+
+
+def _drain(inventory: Path, paths: list[Route], members: list[str], log) -> list[Route]:
+    """Each edge stops sending the batch new requests and waits for those in flight. An
+    upstream whose every server is in the batch is not drained (it would refuse all)."""
+    drained = []
+    for route in paths:
+        if route.host not in members:
+            continue
+        others = [r for r in paths if (r.edge, r.upstream) == (route.edge, route.upstream)
+                  and r.host not in members]
+        if others:
+            drained.append(route)
+    for edge in sorted({r.edge for r in drained}):
+        mine = [r for r in drained if r.edge == edge]
+        timeout = max(r.drain_timeout for r in mine)
+        proc = _edge(inventory, edge, "drain", str(timeout), *[r.server for r in mine])
+        if proc.returncode != 0:
+            raise KeelError(f"{edge}: draining {', '.join(r.server for r in mine)} failed:\n"
+                            f"{_said(proc)}")
+        log(f"{edge}: drained {', '.join(r.server for r in mine)}")
+    return drained
+
+
+def _sole(paths: list[Route], members: list[str]) -> list[Route]:
+    """Routes to the batch whose upstream has no server outside it."""
+    return [r for r in paths if r.host in members
+            and not [o for o in paths if (o.edge, o.upstream) == (r.edge, r.upstream)
+                     and o.host not in members]]
+
+
+def _surge(inventory: Path, paths: list[Route], members: list[str],
+           log) -> tuple[list[Route], dict[str, str]]:
+    """Where the batch is an upstream's only server: the new definition starts beside the
+    running one on its surge port, is gated (health, smoke request) and takes the edge's
+    traffic. Returns the routes switched, and {host: check} if a surge copy failed (the
+    running services were not touched; the copies are stopped)."""
+    sole = _sole(paths, members)
+    for route in sole:
+        if not route.surge:
+            log(f"{route.edge}: upstream {route.upstream} has no server besides {route.host} "
+                "and no surge port: recreated in place")
+    sole = [r for r in sole if r.surge]
+    if not sole:
+        return [], {}
+    hosts = sorted({r.host for r in sole})
+    proc = _pyinfra(*_limit(hosts), "-y", "--json", str(inventory), SURGE)
+    started = {(name, op["name"].split("Start ", 1)[1].split("-surge beside")[0])
+               for op in _operations(proc) if "-surge beside " in op["name"]
+               for name in op["success"]}
+    failed = {name: "surge: " + (_said(proc, name) or "see pyinfra's output")
+              for name in _failed_hosts(proc, hosts)}
+    surged = [r for r in sole if (r.host, r.service) in started and r.host not in failed]
+    for route in surged:
+        if route.smoke and route.host not in failed:
+            smoke = route.smoke
+            probe = _edge(inventory, route.edge, "smoke", smoke.method,
+                          route.url(route.surge) + smoke.path, str(smoke.status))
+            if probe.returncode != 0:
+                failed[route.host] = (f"smoke request to the surge copy from {route.edge}: "
+                                      f"{_said(probe) or 'no answer'}")
+    if failed:
+        _pyinfra(*_limit(hosts), "-y", str(inventory), SURGE_END)
+        return [], {h: f"{why} (the running release was not touched)"
+                    for h, why in failed.items()}
+    _switch(inventory, surged, log, back_from_surge=False)
+    return surged, {}
+
+
+def _switch(inventory: Path, surged: list[Route], log, *, back_from_surge: bool) -> None:
+    """Each edge sends the surged servers' requests to their surge port, or back."""
+    for edge in sorted({r.edge for r in surged}):
+        mine = [r for r in surged if r.edge == edge]
+        targets = [f"{r.server}:{r.port if back_from_surge else r.surge}" for r in mine]
+        proc = _edge(inventory, edge, "switch", str(max(r.drain_timeout for r in mine)),
+                     *targets)
+        if proc.returncode != 0:
+            raise KeelError(f"{edge}: switching {', '.join(targets)} failed:\n{_said(proc)}")
+        log(f"{edge}: {', '.join(targets)}")
+
+
+def _operations(proc: subprocess.CompletedProcess) -> list[dict]:
+    try:
+        return json.loads(proc.stdout)["results"]["operations"]
+    except (ValueError, KeyError, TypeError):
+        return []
+
+
+def _undrain(inventory: Path, drained: list[Route], log) -> None:
+    for edge in sorted({r.edge for r in drained}):
+        servers = [r.server for r in drained if r.edge == edge]
+        proc = _edge(inventory, edge, "undrain", *servers)
+        if proc.returncode != 0:
+            raise KeelError(f"{edge}: putting {', '.join(servers)} back in service failed:\n"
+                            f"{_said(proc)}")
+        log(f"{edge}: {', '.join(servers)} back in service")
+
+
+def _gate(inventory: Path, members: list[str], paths: list[Route],
+          proc: subprocess.CompletedProcess) -> dict[str, str]:
+    """{host: the check it failed}: the deploy, every service's health, then the smoke
+    request of each upstream in front of it, sent from that edge."""
+    failed = {name: "deploy failed: " + (_said(proc, name) or "see pyinfra's output")
+              for name in _failed_hosts(proc, members)}
+    for name, services in status(inventory, members).items():
+        # A service the converge did not fail on may be between health checks: it has
+        # GATE_SETTLE seconds to become healthy again.
+        deadline = time.monotonic() + (0 if name in failed else GATE_SETTLE)
+        while unhealthy(services) and time.monotonic() < deadline:
+            time.sleep(3)
+            services = status(inventory, [name]).get(name, {})
+        if bad := unhealthy(services):
+            failed[name] = "health: " + ", ".join(
+                f"{s} ({services[s]['state']}, {services[s]['health']})" for s in bad)
+    for route in paths:
+        if route.host in members and route.host not in failed and route.smoke:
+            smoke = route.smoke
+            probe = _edge(inventory, route.edge, "smoke", smoke.method,
+                          route.url() + smoke.path, str(smoke.status))
+            if probe.returncode != 0:
+                failed[route.host] = (f"smoke request from {route.edge}: "
+                                      f"{_said(probe) or 'no answer'}")
+    return failed
+
+
+def _said(proc: subprocess.CompletedProcess, host: str | None = None) -> str:
+    """keel's own error lines in a pyinfra run's output (of one host, if given)."""
+    lines = [ln.strip() for ln in (proc.stdout + proc.stderr).splitlines()
+             if "keel" in ln and ("error" in ln.lower() or "keel-edge:" in ln or "keel:" in ln)
+             and (host is None or host in ln)]
+    return "; ".join(dict.fromkeys(lines))[-600:]
 
 
 def _failed_hosts(proc: subprocess.CompletedProcess, members: list[str]) -> list[str]:

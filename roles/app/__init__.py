@@ -70,6 +70,9 @@ def ports(settings: Settings) -> list[PortRule]:
             if not port.address.startswith("127.") and port.address != "::1":
                 rules.append(PortRule(port=port.port, proto=port.proto, sources=port.sources,
                                       comment=f"app {name}"))
+                if port.surge:  # the edge reaches a surge copy there during a release
+                    rules.append(PortRule(port=port.surge, proto=port.proto,
+                                          sources=port.sources, comment=f"app {name} (surge)"))
     subnets = [n.subnet for n in settings.app_networks.values() if n.subnet]
     if subnets and settings.app_engine == "podman":
         rules.append(PortRule(port=53, proto="udp", sources=subnets,
@@ -87,12 +90,13 @@ def apply(settings: Settings) -> None:
                  content=render("app", "keel-app.sh", engine=engine), mode="0755")
     recreate = _networks(settings)
     _volumes(settings)
-    images = _images(settings)
+    images = ensure_images(settings)
     for name, changed in _secrets(settings).items():
         recreate[name] = recreate.get(name, False) or changed
     units, written = _units(settings, images)
     systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*written))
     _start(settings, units, recreate)
+    record_release(settings, written)
     _remove_stale(settings)
 
 
@@ -151,7 +155,7 @@ def _volumes(settings) -> None:
                     f"mkdir -p {path} && chown {owner} {path} && chmod {mode} {path}"])
 
 
-def _images(settings) -> dict[str, str]:
+def ensure_images(settings) -> dict[str, str]:
     """Each service's image reference; pulled or built (once per context) when missing."""
     engine = settings.app_engine
     images, handled = {}, set()
@@ -255,6 +259,15 @@ def _start(settings, units: dict[str, bool], recreate: dict[str, bool]) -> None:
                          commands=[f"systemctl start {unit}"])
         if not enabled.get(unit):
             server.shell(name=f"Enable {name} at boot", commands=[f"systemctl enable {unit}"])
+
+
+def record_release(settings, changes: list) -> None:
+    """Once the services run and are healthy: the release the units define (keel status)."""
+    if settings.app_services:
+        units = " ".join(f"{UNIT_DIR}/{unit_name(n)}" for n in sorted(settings.app_services))
+        server.shell(name="Record the release (config hash, image ids)",
+                     commands=[f"{HELPER} record {settings.app_state_dir}/releases {units}"],
+                     _if=any_changed(*changes))
 
 
 def _remove_stale(settings) -> None:

@@ -64,3 +64,26 @@ class Accounts(FactBase):
 
     def process(self, output) -> dict[str, str]:
         return dict(line.split(" ", 1) for line in output if " " in line)
+
+
+class Releases(FactBase):
+    """{"current": {config, time, images: {service: "image id"}}, "previous": {...}}: the
+    release records the app role keeps (keel-app record)."""
+
+    default = dict
+
+    def command(self, state_dir: str = "/var/lib/keel/app") -> str:
+        return (f"for r in current previous; do [ -f {state_dir}/releases/$r ] && "
+                f"sed \"s/^/$r /\" {state_dir}/releases/$r; done; true")
+
+    def process(self, output) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for line in output:
+            which, key, rest = (line.split(" ", 2) + ["", ""])[:3]
+            record = found.setdefault(which, {"config": "", "time": "", "images": {}})
+            if key == "service":
+                service, _, image = rest.partition(" ")
+                record["images"][service] = image
+            elif key in ("config", "time"):
+                record[key] = rest
+        return found

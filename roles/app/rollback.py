@@ -10,6 +10,7 @@ from pyinfra.facts.files import Sha1File
 from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
+from roles.app import record_release
 from roles.app.schema import Settings, start_order
 from roles.app.units import UNIT_DIR, built_image, render_unit, unit_name
 
@@ -37,3 +38,5 @@ def rollback(settings: Settings) -> None:
     for name in restore:
         server.shell(name=f"Recreate {name} on its previous definition (waits for health)",
                      commands=[f"systemctl restart {unit_name(name)}"])
+    if restore:
+        record_release(settings, list(restore.values()))

@@ -57,6 +57,9 @@ class PublishedPort(Model):
     proto: Literal["tcp", "udp"] = "tcp"
     # Who may connect (firewall), for ports bound to a non-loopback address.
     sources: list[Source] = []
+    # keel rollout, where this host is its edge upstream's only server: the new definition
+    # starts beside the running one on this port and serves while the service is recreated.
+    surge: Port | None = None
 
 
 class Mount(Model):
@@ -239,22 +242,23 @@ def service_problems(settings: Settings) -> list[tuple[str, str]]:
                 )
             )
         for i, port in enumerate(svc.ports):
-            for other, okey, addr in bound.get((port.port, port.proto), []):
-                if (
-                    addr == port.address
-                    or "0.0.0.0" in (addr, port.address)
-                    or "::" in (addr, port.address)
-                ):
-                    problems.append(
-                        (
-                            f"{key}.ports[{i}]",
-                            f"port {port.port}/{port.proto} on {port.address} is "
-                            f"already published by service '{other}' ({okey})",
+            for number in filter(None, (port.port, port.surge)):  # a surge copy publishes too
+                for other, okey, addr in bound.get((number, port.proto), []):
+                    if (
+                        addr == port.address
+                        or "0.0.0.0" in (addr, port.address)
+                        or "::" in (addr, port.address)
+                    ):
+                        problems.append(
+                            (
+                                f"{key}.ports[{i}]",
+                                f"port {number}/{port.proto} on {port.address} is "
+                                f"already published by service '{other}' ({okey})",
+                            )
                         )
-                    )
-            bound.setdefault((port.port, port.proto), []).append(
-                (name, f"app_services.{name}.ports[{i}]", port.address)
-            )
+                bound.setdefault((number, port.proto), []).append(
+                    (name, f"app_services.{name}.ports[{i}]", port.address)
+                )
     cycle = _cycle(services)
     if cycle:
         problems.append(

@@ -53,8 +53,11 @@ def built_image(build) -> str:
     return f"localhost/keel/{PurePath(build.context).name}:{context_tar(build)[1]}"
 
 
-def render_unit(settings, name: str, svc, image: str) -> str:
+def render_unit(settings, name: str, svc, image: str, container: str | None = None) -> str:
+    """Service `name`'s unit; `container` names its container when it is not the service's
+    own (a surge copy)."""
     engine = settings.app_engine
+    container = container or name
     h = effective(settings, svc)
     timeout = settings.app_health_timeout
     pre, post = [], []
@@ -66,6 +69,7 @@ def render_unit(settings, name: str, svc, image: str) -> str:
         pre.append([HELPER, "env-file", env_file,
                     *[f"{s.env}={secret_path(name, s.secret)}" for s in env_secrets]])
     options = _run_options(settings, name, svc, h, env_file if env_secrets else None)
+    options[options.index("--name") + 1] = container
     command = list(svc.command or [])
     if svc.entrypoint and engine == "docker":
         options += ["--entrypoint", svc.entrypoint[0]]
@@ -76,18 +80,18 @@ def render_unit(settings, name: str, svc, image: str) -> str:
     if engine == "podman":
         start = [binary, "run", "--replace", "--rm", "-d", "--sdnotify=conmon",
                  "--cgroups=no-conmon", *options, image, *command]
-        stop = [binary, "stop", "--ignore", "-t", str(svc.stop_timeout), name]
-        stop_post = [binary, "rm", "-f", "--ignore", "-t", "0", name]
+        stop = [binary, "stop", "--ignore", "-t", str(svc.stop_timeout), container]
+        stop_post = [binary, "rm", "-f", "--ignore", "-t", "0", container]
     else:
         # docker run takes one network; the others are connected before the start.
-        pre.append(["-" + binary, "rm", "-f", name])
+        pre.append(["-" + binary, "rm", "-f", container])
         pre.append([binary, "create", *options, image, *command])
-        pre += [[binary, "network", "connect", net, name] for net in svc.networks[1:]]
-        start = [binary, "start", "-a", name]
-        stop = [binary, "stop", "-t", str(svc.stop_timeout), name]
-        stop_post = ["-" + binary, "rm", "-f", name]
+        pre += [[binary, "network", "connect", net, container] for net in svc.networks[1:]]
+        start = [binary, "start", "-a", container]
+        stop = [binary, "stop", "-t", str(svc.stop_timeout), container]
+        stop_post = ["-" + binary, "rm", "-f", container]
     if svc.health:
-        post.append([HELPER, "wait-healthy", str(timeout), name])
+        post.append([HELPER, "wait-healthy", str(timeout), container])
     deps = [unit_name(d) for d in svc.depends_on]
     # Env-files and mounts under /run/keel/secrets exist only once keel-secrets has run.
     if svc.secrets or any(p.startswith(RUN_DIR + "/")
@@ -104,6 +108,16 @@ def render_unit(settings, name: str, svc, image: str) -> str:
         start_timeout=2 * timeout + 30, stop_timeout=svc.stop_timeout + 15,
         notify=engine == "podman", image=image, critical=critical_volumes(settings, svc),
     )
+
+
+def surge_unit(settings, name: str, svc, image: str) -> str | None:
+    """The service as a second container, <name>-surge, beside the running one: it publishes
+    only the ports that have a surge port, on that port. None if none has."""
+    ports = [p.model_copy(update={"port": p.surge}) for p in svc.ports if p.surge]
+    if not ports:
+        return None
+    return render_unit(settings, name, svc.model_copy(update={"ports": ports}), image,
+                       container=f"{name}-surge")
 
 
 def _run_options(settings, name: str, svc, h, env_file: str | None) -> list[str]:

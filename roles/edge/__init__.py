@@ -39,6 +39,7 @@ ACME_CA_FILE = f"{EDGE_DIR}/acme-ca.crt"
 ACME_WEBROOT = "/var/lib/keel/acme"
 STATUS_LOG = "/var/log/nginx/keel-status.log"
 METRICS = "/usr/local/sbin/keel-edge-metrics"
+RELEASE_TOOL = "/usr/local/sbin/keel-edge"
 
 
 def ports(settings: Settings) -> list[PortRule]:
@@ -83,16 +84,14 @@ def cert_paths(vhost: Vhost) -> tuple[str, str]:
     return cert, f"{RUN_DIR}/edge/{vhost.name}.key"
 
 
-def upstream_servers(settings: Settings) -> dict[str, list[str]]:
-    """Upstream name -> addresses, from inventory data (never by connecting)."""
+def servers(settings: Settings) -> dict[str, list[tuple[str, str]]]:
+    """Upstream name -> (host, address) of its servers, from inventory data (never by
+    connecting)."""
     out = {}
     for name, upstream in settings.edge_upstreams.items():
-        if upstream.via == "loopback":
-            out[name] = ["127.0.0.1"]
-        else:
-            out[name] = sorted(other.data.keel_address
-                               for other in inventory.get_group(upstream.group, [])
-                               if other.data.get("keel_address"))
+        members = inventory.get_group(upstream.group, [])
+        out[name] = upstream.servers(host.name, [(m.name, m.data.get("keel_address"))
+                                                 for m in members])
     return out
 
 
@@ -200,6 +199,8 @@ def apply(settings: Settings) -> None:
                  " (without new ACME vhosts)")
         _acme(settings, acme, missing)
     _publish(settings, settings.edge_vhosts, certs)
+    config_file("edge", "keel-edge", RELEASE_TOOL, mode="0755", live=LIVE,
+                name="Install keel-edge (drain and smoke requests for keel rollout)")
     if acme:
         _acme(settings, acme, set())
     _metrics(settings)
@@ -228,7 +229,7 @@ def _certificates(settings: Settings) -> list:
 
 def _publish(settings: Settings, vhosts: list[Vhost], certs: list, label: str = "") -> None:
     """Stage the config, test it with nginx -t, and only then make it live and reload."""
-    context = {"vhosts": vhosts, "servers": upstream_servers(settings), "paths": cert_paths,
+    context = {"vhosts": vhosts, "servers": servers(settings), "paths": cert_paths,
                "webroot": ACME_WEBROOT, "status_log": STATUS_LOG}
     staged = [
         config_file("edge", "http.conf", f"{STAGED}/http.conf",

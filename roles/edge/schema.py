@@ -21,6 +21,14 @@ def _directive(value: str) -> str:
     return value
 
 
+class Smoke(Model):
+    # A request keel rollout sends to each released host (from the edge, to the host's
+    # address and port) before the edge sends it traffic again.
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"] = "GET"
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._~%/?=&+,:@-]*$")]
+    status: Annotated[int, Field(ge=100, le=599)] = 200
+
+
 class Upstream(Model):
     # Hosts of this inventory group run the service ...
     group: Annotated[str, Field(min_length=1)]
@@ -34,6 +42,18 @@ class Upstream(Model):
     fail_timeout: Duration = "10s"
     # Idle keepalive connections to the upstream per worker.
     keepalive: Annotated[int, Field(ge=0)] = 16
+    # keel rollout: seconds a drained server's in-flight requests may take to finish ...
+    drain_timeout: Annotated[int, Field(ge=0, le=3600)] = 30
+    # ... and the smoke request a released host must answer before it is back in service.
+    smoke: Smoke | None = None
+
+    def servers(self, edge: str, members: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
+        """(host, address) of each server on edge host `edge`, by address; members are the
+        group's hosts with their keel_address."""
+        if self.via == "loopback":
+            return [(edge, "127.0.0.1")]
+        return sorted(((name, address) for name, address in members if address),
+                      key=lambda server: server[1])
 
 
 class RateLimit(Model):
@@ -109,8 +129,9 @@ class Settings(RoleSettings):
         {},
         description=(
             "Upstreams by service name: {name: {group, port, via?: address|loopback, "
-            "max_fails?, fail_timeout?, keepalive?}}; servers are the group's hosts' "
-            "keel_address."
+            "max_fails?, fail_timeout?, keepalive?, drain_timeout? (seconds, 30), smoke?: "
+            "{method?, path, status?}}}; servers are the group's hosts' keel_address. "
+            "drain_timeout and smoke apply to releases (keel rollout)."
         ),
     )
     edge_sources: list[Source] = Field(
