@@ -122,6 +122,8 @@ def _recipe() -> dict[str, bytes]:
     # As in sandbox hosts: the controller's CA bundle lets the VM reach PyPI/npm here.
     if sandbox.CONTROLLER_CA.exists():
         files["keel-controller.crt"] = sandbox.CONTROLLER_CA.read_bytes()
+    # Debian's cloud images are built with the updates and security suites, as is this one.
+    files["sources.list"] = sandbox.image_sources().encode()
     return files
 
 
@@ -172,6 +174,7 @@ def _build(image: Path, log) -> None:
                            ("timesyncd.conf", "etc/systemd/timesyncd.conf.d/90-keel-image.conf"),
                            ("keel-controller.crt",
                             "usr/local/share/ca-certificates/keel-controller.crt"),
+                           ("sources.list", "etc/apt/sources.list"),
                            ("setup-image.sh", "tmp/setup-image.sh")]:
             if name in files:
                 (rootfs / dest).parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ export DEBIAN_FRONTEND=noninteractive
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
 chmod 0755 /usr/sbin/policy-rc.d
 apt-get update
+apt-get -y -o Dpkg::Options::=--force-confold dist-upgrade
 apt-get install -y --no-install-recommends "$@"
 rm /usr/sbin/policy-rc.d
 # cloud-init gives each instance its host name, host keys and machine-id at first boot.
