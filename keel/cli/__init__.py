@@ -251,8 +251,9 @@ def _edit(env: str) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     from keel.cli import rollout
+    from keel.core.inventory import inventory_path
 
-    inventory = rollout.inventory_path(args.inventory)
+    inventory = inventory_path(args.inventory)
     print(rollout.status_table(rollout.status(inventory, args.limit or [])))
     print()
     print(rollout.releases_table(rollout.releases(inventory, args.limit or [])))
@@ -261,8 +262,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _rollout(args: argparse.Namespace) -> int:
     from keel.cli import rollout
+    from keel.core.inventory import inventory_path
 
-    result = rollout.rollout(rollout.inventory_path(args.inventory), group=args.group,
+    result = rollout.rollout(inventory_path(args.inventory), group=args.group,
                              batch=args.batch, rollback=args.rollback,
                              log=lambda m: print(f"keel: {m}", file=sys.stderr))
     if not result.ok:

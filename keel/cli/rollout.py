@@ -33,16 +33,6 @@ EDGE_TOOL = "/usr/local/sbin/keel-edge"  # installed by the edge role
 GATE_SETTLE = 30
 
 
-def inventory_path(name: str) -> Path:
-    """An environment name (inventories/<name>.py) or an inventory file's path."""
-    path = Path(name)
-    if not path.suffix:
-        path = ROOT / "inventories" / f"{name}.py"
-    if not path.exists():
-        raise KeelError(f"no inventory {name} ({path})")
-    return path.resolve()
-
-
 def group_hosts(inventory: Path, group: str) -> list[str]:
     """Host names of one group, in inventory order."""
     from keel.core.inventory import load
