@@ -69,7 +69,7 @@ def _vm(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     from keel.core.checks import Fleet, secret_names
-    from keel.core.data import masked
+    from keel.core.data import _loc, masked
     from keel.core.inventory import load
 
     env = load(args.env)
@@ -81,21 +81,28 @@ def _data(args: argparse.Namespace) -> int:
     for host in hosts:
         # Values that are names of secrets (in secrets/<env>.yaml) are shown.
         values = masked(host, set() if host.name in broken else secret_names(fleet, host))
-        shown[host.name] = {
-            key: {"value": values[key], "source": host.sources[key]}
-            for key in sorted(values)
-            if not (args.no_defaults and host.sources[key].endswith("(default)"))
-        }
+        shown[host.name] = {}
+        for key in sorted(values):
+            # A merged key that several files set: the part each file set, by its path.
+            parts = [(_loc((key, *sub)), value, source) for sub, value, source
+                     in host.split_sources(key, values[key])
+                     if not (args.no_defaults and source.endswith("(default)"))]
+            if parts:
+                shown[host.name][key] = {"value": values[key], "source": host.sources[key],
+                                         "parts": parts}
     if args.json:
-        print(json.dumps({name: {"env": env.env, "groups": host.groups, "data": shown[name]}
-                          for name, host in ((h.name, h) for h in hosts)}, indent=2,
-                         default=str))
+        print(json.dumps({name: {"env": env.env, "groups": host.groups, "data": {
+            key: {"value": entry["value"], "source": entry["source"]} | (
+                {"sources": {path: source for path, _, source in entry["parts"]}}
+                if len(entry["parts"]) > 1 or entry["parts"][0][0] != key else {})
+            for key, entry in shown[name].items()}}
+            for name, host in ((h.name, h) for h in hosts)}, indent=2, default=str))
     else:
         for host in hosts:
             print(f"{host.name}  (env {env.env}; groups {', '.join(host.groups)}; "
                   f"roles {', '.join(host.roles)})")
-            rows = [(key, repr(entry["value"]), entry["source"])
-                    for key, entry in shown[host.name].items()]
+            rows = [(path, repr(value), source) for entry in shown[host.name].values()
+                    for path, value, source in entry["parts"]]
             width = max((len(key) for key, _, _ in rows), default=0)
             values = min(max((len(value) for _, value, _ in rows), default=0), 48)
             for key, value, source in rows:

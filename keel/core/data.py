@@ -5,13 +5,17 @@
 Layers, lowest first: each role's defaults (its settings' fields), group_data/all.py,
 group_data/<env>.py, group_data/<group>.py for each of the host's groups (inventory order),
 the host's own data in the inventory, then any extra data files (tests use these). A later
-layer replaces a key whole; every value remembers the file that set it.
+layer replaces a key whole, except a key whose schema marks it `DeepMerge`: there a mapping
+merges into the earlier one, key by key at every depth (lists and other values replace).
+`keel.DELETE` removes a sub-key of such a key, or resets any role's key to its default.
+Every value remembers the file that set it; in a merged key, every sub-key a layer set does.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import ipaddress
 import re
 import runpy
@@ -24,9 +28,9 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import pydantic
 
-from keel import ROOT
+from keel import DELETE, ROOT
 from keel.core.roles import SITE, role, role_of_key, roles_of
-from keel.core.schema import SecretMarker, field_annotation, walk
+from keel.core.schema import DeepMerge, SecretMarker, field_annotation, walk
 
 # Keys that belong to keel or to pyinfra rather than to a role.
 KEEL_KEYS = {"keel_env", "keel_address", "keel_groups", "keel_roles"}
@@ -39,13 +43,103 @@ class HostData:
     env: str
     groups: list[str]
     values: dict[str, Any] = field(default_factory=dict)
+    # The file that last set each key ...
     sources: dict[str, str] = field(default_factory=dict)
+    # ... and in a merged key, the file that set each sub-key: {key: {path in key: file}}.
+    paths: dict[str, dict[tuple, str]] = field(default_factory=dict)
     inventory: str = ""  # the inventory file that lists the host
+    # Layers that could not be applied (a list where a mapping merges, a misplaced DELETE).
+    problems: list[Problem] = field(default_factory=list)
 
     def set_layer(self, source: str, layer: dict[str, Any]) -> None:
         for key, value in layer.items():
-            self.values[key] = value
+            if value is DELETE:
+                self._reset(source, key)
+            elif key in merged_keys():
+                self._merge(source, key, (), self.values, key, value)
+            elif (where := _delete_in(value)) is not None:
+                self._problem(source, key, where, "keel.DELETE works only in keys that merge "
+                              f"across layers ({', '.join(sorted(merged_keys()))}); "
+                              f"{key} is replaced whole by the layer that sets it")
+            else:
+                self.values[key] = value
+                self.sources[key] = source
+
+    def _reset(self, source: str, key: str) -> None:
+        owner = role_of_key(key)
+        if owner is None or key not in role(owner).settings.model_fields:
+            self._problem(source, key, (), "keel.DELETE resets a role's key to its default; "
+                          "this is no role's key")
+            return
+        self.values[key] = copy.deepcopy(role(owner).defaults[key])
+        self.sources[key] = role(owner).source + " (default)"
+        if key in self.paths:
+            self.paths[key] = {(): self.sources[key]}
+
+    def _merge(self, source: str, key: str, sub: tuple, target: dict, name: Any,
+               new: Any) -> None:
+        """Layer `new` over target[name], the value at path `sub` in `key`."""
+        old = target.get(name, _MISSING)
+        paths = self.paths.setdefault(key, {})
+        if new is DELETE:
+            if old is _MISSING:
+                self._problem(source, key, sub, "keel.DELETE: no earlier layer sets it")
+                return
+            del target[name]
+        elif isinstance(old, dict) and isinstance(new, dict):
+            for child, value in new.items():
+                self._merge(source, key, (*sub, child), old, child, value)
             self.sources[key] = source
+            return
+        elif isinstance(old, dict) and new is not None:
+            self._problem(source, key, sub, f"expected a mapping, to merge into the one set "
+                          f"in {self.source_at((key, *sub))}; got {type(new).__name__} "
+                          "(keel.DELETE removes a sub-key)")
+            return
+        elif (where := _delete_in(new)) is not None:
+            in_list = any(isinstance(part, int) for part in where)
+            self._problem(source, key, (*sub, *where), "keel.DELETE removes a key of a mapping; "
+                          "a list is replaced whole" if in_list else
+                          "keel.DELETE: no earlier layer sets it")
+            return
+        else:
+            target[name] = copy.deepcopy(new)  # merged in place later: layers are shared
+        for path in [p for p in paths if p[:len(sub)] == sub]:
+            del paths[path]
+        if new is not DELETE:
+            paths[sub] = source
+        self.sources[key] = source
+
+    def _problem(self, source: str, key: str, sub: tuple, message: str) -> None:
+        self.problems.append(Problem(self.name, _loc((key, *sub)), source, message))
+
+    def source_at(self, loc: tuple | str) -> str:
+        """The file that set the value at loc (a path such as ('app_services', 'web') or its
+        text 'app_services.web.ports[0]'): in a merged key, the deepest sub-key a layer set."""
+        if isinstance(loc, str):
+            loc = _parse_loc(loc)
+        key, sub = str(loc[0]), tuple(loc[1:])
+        paths = self.paths.get(key, {})
+        for end in range(len(sub), -1, -1):
+            if sub[:end] in paths:
+                return paths[sub[:end]]
+        return self.sources.get(key, "?")
+
+    def split_sources(self, key: str, value: Any) -> list[tuple[tuple, Any, str]]:
+        """(path, value, file) covering key's value: one row, or in a merged key that several
+        files set, one row for each largest part that a single file set."""
+        paths = self.paths.get(key, {})
+
+        def split(sub: tuple, value: Any, inherited: str) -> list[tuple[tuple, Any, str]]:
+            here = paths.get(sub, inherited)
+            below = {file for path, file in paths.items()
+                     if len(path) > len(sub) and path[:len(sub)] == sub}
+            if not isinstance(value, dict) or below <= {here}:
+                return [(sub, value, here)]
+            return [row for child in sorted(value, key=str)
+                    for row in split((*sub, child), value[child], here)]
+
+        return split((), value, self.sources[key])
 
     @property
     def roles(self) -> list[str]:
@@ -54,6 +148,30 @@ class HostData:
     def settings(self, name: str):
         """A role's settings from this host's data (validate_host has passed)."""
         return role(name).validate(self.values)
+
+
+_MISSING = object()
+
+
+@functools.cache
+def merged_keys() -> frozenset[str]:
+    """Keys whose layers merge: their schema field is marked DeepMerge."""
+    return frozenset(key for name in SITE
+                     for key, info in role(name).settings.model_fields.items()
+                     if any(isinstance(marker, DeepMerge) for marker in info.metadata))
+
+
+def _delete_in(value: Any, sub: tuple = ()) -> tuple | None:
+    """The path of a keel.DELETE inside value, if any."""
+    if value is DELETE:
+        return sub
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, list | tuple) else ()
+    for child, item in items:
+        found = _delete_in(item, (*sub, child))
+        if found is not None:
+            return found
+    return None
 
 
 def relative(path: Path | str) -> str:
@@ -73,6 +191,7 @@ def read_data_file(path: Path) -> dict[str, Any]:
         key: value for key, value in names.items()
         if not key.startswith("_")
         and not isinstance(value, types.ModuleType | types.FunctionType | type)
+        and not (key == "DELETE" and value is DELETE)  # from keel import DELETE
     }
 
 
@@ -141,6 +260,13 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+def _parse_loc(text: str) -> tuple:
+    """_loc's text back into a path: 'a.b[0]' and "a['x.y']" -> ('a', 'b', 0), ('a', 'x.y')."""
+    return tuple(int(index) if index else quoted if quoted else name
+                 for index, quoted, name in re.findall(r"\[(\d+)\]|\['([^']*)'\]|([^.\[\]]+)",
+                                                       text))
+
+
 def _describe(error: dict, schema: type[pydantic.BaseModel]) -> str:
     kind = error["type"]
     if kind == "union":
@@ -183,7 +309,7 @@ def _model_in(annotation: Any) -> Any:
 
 
 def validate_host(host: HostData) -> list[Problem]:
-    problems: list[Problem] = []
+    problems: list[Problem] = list(host.problems)
     known = _all_known_keys()
     for key in host.values:
         if key in KEEL_KEYS or key.startswith(CONNECTOR_PREFIXES):
@@ -242,8 +368,7 @@ def _problems(host: HostData, schema, errors: list[dict]) -> list[Problem]:
                        f"group_data or the inventory ({message})")
         if error["type"] == "extra_forbidden":
             message += _suggest(str(loc[-1]), _nested_fields(schema, loc))
-        problems.append(Problem(host.name, _loc(loc), host.sources.get(str(loc[0]), "?"),
-                                message))
+        problems.append(Problem(host.name, _loc(loc), host.source_at(tuple(loc)), message))
     return problems
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from keel import ROOT
 from keel.core.roles import Role, roles
+from keel.core.schema import DeepMerge
 
 BEGIN = "<!-- keel docs: generated from schema.py by `keel docs`; edit the settings there -->"
 END = "<!-- /keel docs -->"
@@ -22,8 +23,10 @@ def _cell(text: str) -> str:
 def table(each: Role) -> str:
     rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
     for name, info in each.settings.model_fields.items():
+        merges = any(isinstance(marker, DeepMerge) for marker in info.metadata)
         rows.append(f"| `{name}` | `{_cell(repr(each.defaults[name]))}` "
-                    f"| {_cell(info.description or '')} |")
+                    f"| {_cell(info.description or '')}"
+                    f"{' Data layers merge into it (README: Layering).' if merges else ''} |")
     return "\n".join(rows)
 
 

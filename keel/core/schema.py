@@ -162,6 +162,12 @@ class SecretMarker:
     """Marks a value as secret: `keel data` masks it."""
 
 
+@dataclass(frozen=True)
+class DeepMerge:
+    """Marks a role's key whose data layers merge rather than replace it (keel.core.data):
+    `app_services: Annotated[dict[str, Service], DeepMerge()]`."""
+
+
 def HostName(group: str | None = None):  # a function used like a type
     """A host of the inventory, e.g. `app_db_host: HostName("db")`; checked across hosts."""
     return Annotated[str, HostRef(group)]

@@ -8,7 +8,16 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from keel import ROOT
-from keel.core.schema import Address, Cidr, Memory, Model, Port, RoleSettings, Source
+from keel.core.schema import (
+    Address,
+    Cidr,
+    DeepMerge,
+    Memory,
+    Model,
+    Port,
+    RoleSettings,
+    Source,
+)
 
 ServiceName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 ObjectName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
@@ -155,7 +164,7 @@ class Settings(RoleSettings):
             "container_runtime_engine)."
         ),
     )
-    app_services: dict[ServiceName, Service] = Field(
+    app_services: Annotated[dict[ServiceName, Service], DeepMerge()] = Field(
         {},
         description=(
             "Services: {name: {image | build, command?, environment?, secrets?, ports?, "
@@ -163,20 +172,20 @@ class Settings(RoleSettings):
             "overrides}}; see README."
         ),
     )
-    app_networks: dict[ObjectName, Network] = Field(
+    app_networks: Annotated[dict[ObjectName, Network], DeepMerge()] = Field(
         {},
         description=(
             "Networks: {name: {subnet?, internal?}}. Networks are isolated from each "
             "other: services that share none cannot talk."
         ),
     )
-    app_volumes: dict[ObjectName, Volume] = Field(
+    app_volumes: Annotated[dict[ObjectName, Volume], DeepMerge()] = Field(
         {},
         description=(
             'Named volumes: {name: {owner?: "uid:gid", mode?, critical?}}. Never deleted by keel.'
         ),
     )
-    app_hardening: Hardening = Field(
+    app_hardening: Annotated[Hardening, DeepMerge()] = Field(
         {
             "user": "65534:65534",
             "read_only": True,
@@ -330,8 +339,7 @@ def cross_check(hosts) -> list:
             continue
         settings = host.settings("app")
         for key, message in service_problems(settings):
-            top = key.split(".")[0]
-            problems.append(Problem(host.name, key, host.sources.get(top, "?"), message))
+            problems.append(Problem(host.name, key, host.source_at(key), message))
         engine = host.values.get("container_runtime_engine")
         if "container_runtime" in host.roles and engine and engine != settings.app_engine:
             problems.append(
