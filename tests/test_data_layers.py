@@ -168,3 +168,22 @@ def test_pyinfra_gets_the_merged_data(layers):
     (host,) = json.loads(proc.stdout)
     assert host["data"]["app_services"]["web"]["environment"] == {
         "LOG_LEVEL": "debug", "WORKERS": "4", "FEATURE_X": "on"}
+
+
+def test_command_line_data_replaces_a_merged_key_whole(layers):
+    """pyinfra puts `--data` over the host's data as it is: keel validates that, not a merge."""
+    inventory = layers("")
+    worker = {"worker": {"image": "docker.io/library/busybox:1.36"}}
+    proc = subprocess.run([str(BIN / "pyinfra"), "--json", "--data",
+                           f"app_services={json.dumps(worker)}", str(inventory),
+                           "debug-inventory"], cwd=ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    (host,) = json.loads(proc.stdout)
+    assert host["data"]["app_services"] == worker
+    bad = subprocess.run([str(BIN / "pyinfra"), "--data", 'app_services={"web": {"ports": []}}',
+                          str(inventory), "debug-inventory"], cwd=ROOT, capture_output=True,
+                         text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert bad.returncode == 2
+    assert "e-lay1: app_services.web (set in --data (command line)): set exactly one of " \
+        "image (pulled) or build" in bad.stderr, bad.stderr

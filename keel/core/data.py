@@ -51,9 +51,15 @@ class HostData:
     # Layers that could not be applied (a list where a mapping merges, a misplaced DELETE).
     problems: list[Problem] = field(default_factory=list)
 
-    def set_layer(self, source: str, layer: dict[str, Any]) -> None:
+    def set_layer(self, source: str, layer: dict[str, Any], whole: bool = False) -> None:
+        """Layer values over the host's; `whole`: each key replaced whole, merged or not."""
         for key, value in layer.items():
-            if value is DELETE:
+            if whole:
+                self.values[key] = copy.deepcopy(value)
+                self.sources[key] = source
+                if key in self.paths:
+                    self.paths[key] = {(): source}
+            elif value is DELETE:
                 self._reset(source, key)
             elif key in merged_keys():
                 self._merge(source, key, (), self.values, key, value)

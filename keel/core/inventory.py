@@ -76,7 +76,8 @@ def groups(env: str, groups: dict[str, list[HostSpec]], *, source: str,
     else:
         overrides = cli_overrides(sys.argv)
         for host in hosts:
-            host.set_layer("--data (command line)", overrides)
+            # pyinfra puts --data over the host's data whole: validate what it will use.
+            host.set_layer("--data (command line)", overrides, whole=True)
         # debug-inventory only prints data: it needs no secret decrypted.
         problems = check(hosts, decrypt="debug-inventory" not in sys.argv)
         if problems:
