@@ -54,6 +54,40 @@ CASES = {
     "unknown service key": (
         {"app_services": {"web": svc(enviroment={"A": "1"})}},
         "app_services.web.enviroment", "did you mean 'environment'"),
+    "config template missing": (
+        {"app_configs": {"site": {"template": "tests/templates/nosuch.j2"}}},
+        "app_configs.site.template", "expected a file inside the repository"),
+    "config file outside the repository": (
+        {"app_configs": {"site": {"file": "../etc/passwd"}}},
+        "app_configs.site.file", "expected a file inside the repository"),
+    "config template and file": (
+        {"app_configs": {"site": {"file": "tests/templates/app-static.conf",
+                                  "template": "tests/templates/app-config.conf.j2"}}},
+        "app_configs.site", "set exactly one of template (rendered) or file (shipped)"),
+    "config template variable missing": (
+        {"app_configs": {"site": {"template": "tests/templates/app-config.conf.j2",
+                                  "vars": {"greeting": "hi"}}}},
+        "app_configs.site", "does not render: 'workers' is undefined"),
+    "config variable with a newline": (
+        {"app_configs": {"site": {"template": "tests/templates/app-config.conf.j2",
+                                  "vars": {"greeting": "hi\nlisten 0.0.0.0", "workers": 2}}}},
+        "app_configs.site.vars.greeting", "control character (U+000A newline)"),
+    "config world-readable": (
+        {"app_configs": {"site": {"file": "tests/templates/app-static.conf", "mode": "0444"}}},
+        "app_configs.site.mode", "others nothing: '0440', '0400', '0550' (got '0444')"),
+    "config mounted at a relative path": (
+        {"app_configs": {"site": {"file": "tests/templates/app-static.conf"}},
+         "app_services": {"web": svc(configs=[{"config": "site", "target": "etc/site"}])}},
+        "app_services.web.configs[0].target", "should match pattern"),
+    "unknown config": (
+        {"app_configs": {"site": {"file": "tests/templates/app-static.conf"}},
+         "app_services": {"web": svc(configs=[{"config": "stie", "target": "/etc/site"}])}},
+        "app_services.web.configs[0].config", "unknown config 'stie'"),
+    "config for a named user": (
+        {"app_configs": {"site": {"file": "tests/templates/app-static.conf"}},
+         "app_services": {"web": svc(user="www-data",
+                                     configs=[{"config": "site", "target": "/etc/site"}])}},
+        "app_services.web.configs", "numeric user"),
     "engine mismatch": (
         {"app_engine": "docker"}, "app_engine", "differs from container_runtime_engine"),
 }

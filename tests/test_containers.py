@@ -44,8 +44,24 @@ EDGE = {"edge_upstreams": {"agent": {"group": "app", "port": 8000, **RELEASE},
                         {"name": "solo", "server_name": SOLO, "upstream": "solo"}]}
 
 
-def host_stacks(agent_build: dict | None = None, api_env: dict | None = None) -> dict:
+# cms and api mount a rendered config, the frontend a shipped one.
+SITE_CONF, STATIC_CONF = "/etc/keel-test/site.conf", "/etc/keel-test/static.conf"
+
+
+def configs(greeting: str) -> dict:
+    return {"app_configs": {
+        "site": {"template": "tests/templates/app-config.conf.j2",
+                 "vars": {"greeting": greeting, "workers": 2}},
+        "static": {"file": "tests/templates/app-static.conf"}}}
+
+
+def host_stacks(agent_build: dict | None = None, api_env: dict | None = None,
+                greeting: str = "hello") -> dict:
     full, agent = stack("web_stack", "multi_agent", "agent"), stack("agent")
+    full.update(configs(greeting))
+    for name in ("cms", "api"):
+        full["app_services"][name]["configs"] = [{"config": "site", "target": SITE_CONF}]
+    full["app_services"]["frontend"]["configs"] = [{"config": "static", "target": STATIC_CONF}]
     for data in (full, agent):
         data["app_services"]["agent"]["ports"][0]["surge"] = 8001
         if agent_build:
@@ -224,6 +240,55 @@ def test_loopback_ports_are_not_reachable_from_outside(env):
     assert ssh(app1, "curl -sf http://127.0.0.1:5433/health").returncode == 0
     with pytest.raises(OSError):
         http_json(app1, 5433, "/health")
+
+
+def test_configs_are_read_only_files_of_their_users(env):
+    app1 = env["hosts"]["c-app1"]
+    mounts = {"cms": ("site", SITE_CONF), "api": ("site", SITE_CONF),
+              "frontend": ("static", STATIC_CONF)}
+    for name, (config, path) in mounts.items():
+        # The service's own copy: owned by its user, not world-readable.
+        on_host = f"/etc/keel/app/configs/{name}/{config}"
+        assert ssh(app1, f"stat -c '%u:%g %a' {on_host}").stdout.strip() == "10001:10001 440"
+        inside = podman(app1, f"exec {name} cat {path}")
+        assert inside == ssh(app1, f"cat {on_host}").stdout.strip()
+        # A read-only bind mount: even root with every capability cannot write it.
+        (mount,) = [m for m in json.loads(inspect(app1, name, "{{json .Mounts}}"))
+                    if m["Destination"] == path]
+        assert mount["RW"] is False, mount
+        write = ssh(app1, f"podman exec --privileged --user 0 {name} sh -c 'echo x >> {path}'")
+        assert write.returncode != 0 and "Read-only file system" in write.stderr, write
+    assert "greeting = hello" in podman(app1, f"exec api cat {SITE_CONF}")
+    assert ssh(app1, f"podman exec db test -e {SITE_CONF}").returncode != 0
+
+
+def _invocations(host, names: list[str]) -> dict[str, str]:
+    return {name: ssh(host, f"systemctl show -P InvocationID app-{name}").stdout.strip()
+            for name in names}
+
+
+def test_config_change_recreates_only_its_users(env, harness):
+    """site's users (cms, api) are recreated with the new content; db, frontend and the pod
+    keep their containers and units. Back to the first content: the same again."""
+    app1 = env["hosts"]["c-app1"]
+    for greeting, previous in (("bonjour", "hello"), ("hello", "bonjour")):
+        ids = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
+        units = _invocations(app1, WEB + POD)
+        run = harness.converge(env["inventory"](greeting=greeting), "deploys/app.py")
+        changed = run.changed()
+        assert set(changed) == {"c-app1"}
+        others = [op for op in changed["c-app1"] if not any(s in op for s in ("cms", "api"))
+                  and "Reload" not in op and "replaces" not in op
+                  and "Record the release" not in op]
+        assert others == [], changed
+        after = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
+        assert sorted(s for s in ids if ids[s] != after[s]) == ["api", "cms"]
+        moved = _invocations(app1, WEB + POD)
+        assert sorted(s for s in units if units[s] != moved[s]) == ["api", "cms"]
+        for name in ("cms", "api"):
+            text = podman(app1, f"exec {name} cat {SITE_CONF}")
+            assert f"greeting = {greeting}" in text and previous not in text
+    assert harness.converge(env["inventory"](), "deploys/app.py").changed() == {}
 
 
 def test_env_change_recreates_only_that_service(env, harness):

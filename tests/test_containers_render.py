@@ -86,6 +86,25 @@ def test_a_changed_env_changes_only_that_unit():
         assert same == (name != "api"), name
 
 
+def test_a_changed_config_changes_only_its_users_units():
+    def settings(greeting: str):
+        data = stack("web_stack")
+        data["app_configs"] = {"site": {"template": "tests/templates/app-config.conf.j2",
+                                        "vars": {"greeting": greeting, "workers": 2}}}
+        for name in ("cms", "api"):
+            data["app_services"][name]["configs"] = [{"config": "site", "target": "/etc/s"}]
+        return AppSchema.model_validate({**APP, **data})
+
+    before, after = settings("hello"), settings("bonjour")
+    cms = render_unit(before, "cms", before.app_services["cms"], "i:1")
+    assert "-v /etc/keel/app/configs/cms/site:/etc/s:ro" in cms
+    assert "--label keel.config.site=" in cms
+    for name in before.app_services:
+        same = render_unit(before, name, before.app_services[name], "i:1") == \
+            render_unit(after, name, after.app_services[name], "i:1")
+        assert same == (name not in ("cms", "api")), name
+
+
 def runtime(**values):
     return RuntimeSchema.model_validate({**RUNTIME, **values})
 

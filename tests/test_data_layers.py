@@ -138,8 +138,8 @@ def test_delete_imported_by_name_is_no_data_key(layers):
      "app_services.web.command[1]",
      "keel.DELETE removes a key of a mapping; a list is replaced whole"),
     ('import keel\nbase_sshd_sources = ["10.0.0.0/8", keel.DELETE]', "base_sshd_sources[1]",
-     "keel.DELETE works only in keys that merge across layers (app_hardening, app_networks, "
-     "app_services, app_volumes); base_sshd_sources is replaced whole"),
+     "keel.DELETE works only in keys that merge across layers (app_configs, app_hardening, "
+     "app_networks, app_services, app_volumes); base_sshd_sources is replaced whole"),
     ('import keel\nssh_port = keel.DELETE', "ssh_port",
      "keel.DELETE resets a role's key to its default; this is no role's key"),
     # A bad value deep in a merged key names the file that set that value.

@@ -17,6 +17,7 @@ from pathlib import PurePath
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import FindFiles
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -29,11 +30,13 @@ from keel.deploy.containers import ImageExists, Networks, PathModes, Volumes, au
 from keel.deploy.ops import ManagedFile, managed_file
 from keel.deploy.secrets import deliver
 from roles.app.facts import Accounts, Units
-from roles.app.schema import Settings, cross_check, effective, start_order
+from roles.app.schema import Settings, config_content, cross_check, effective, start_order
 from roles.app.units import (
+    CONFIG_DIR,
     HELPER,
     UNIT_DIR,
     built_image,
+    config_path,
     context_tar,
     critical_volumes,
     render_unit,
@@ -91,8 +94,10 @@ def apply(settings: Settings) -> None:
     recreate = _networks(settings)
     _volumes(settings)
     images = ensure_images(settings)
-    for name, changed in _secrets(settings).items():
+    names = _accounts(settings)
+    for name, changed in _secrets(settings, names).items():
         recreate[name] = recreate.get(name, False) or changed
+    _configs(settings, names)
     units, written = _units(settings, images)
     systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*written))
     _start(settings, units, recreate)
@@ -183,13 +188,13 @@ def ensure_images(settings) -> dict[str, str]:
     return images
 
 
-def _secrets(settings) -> dict[str, bool]:
-    """Deliver each service's secrets. Returns whether each service's secrets will change.
-
-    Secret files are owned by the service's numeric user; ids without a host account get one
-    (app<id>, no login), so owners read by name, as the delivery compares them."""
+def _accounts(settings) -> dict[str, str]:
+    """"u:<uid>"/"g:<gid>" -> host account name, for the users of services with secret or
+    config files. Those files are owned by the service's numeric user; ids without a host
+    account get one (app<id>, no login), so owners read by name, as the file checks compare
+    them."""
     users = {effective(settings, svc).user for svc in settings.app_services.values()
-             if any(not s.env for s in svc.secrets)}
+             if svc.configs or any(not s.env for s in svc.secrets)}
     ids = [(u.partition(":")[0], u.partition(":")[2] or u.partition(":")[0]) for u in users if u]
     if not ids:
         names = {}
@@ -206,12 +211,30 @@ def _secrets(settings) -> dict[str, bool]:
             server.shell(name=f"User app{uid} for services running as uid {uid}", commands=[
                 f"useradd --system --uid {uid} --gid {gid} --no-create-home "
                 f"--home-dir /nonexistent --shell /usr/sbin/nologin app{uid}"])
+    return names
+
+
+def _secrets(settings, names: dict[str, str]) -> dict[str, bool]:
+    """Deliver each service's secrets. Returns whether each service's secrets will change."""
     changed: dict[str, bool] = {}
     for name, files_ in _secret_files(settings, names).items():
         for file in files_:
             op = deliver(name=f"Secret {file.secret} for {name}", file=file)
             changed[name] = changed.get(name, False) or bool(op.will_change)
     return changed
+
+
+def _configs(settings, names: dict[str, str]) -> None:
+    """Each service's copy of the configs it mounts, owned by its user. A changed content
+    changes the unit too (its digest is a label there), which recreates the service."""
+    for name, svc in settings.app_services.items():
+        uid, _, gid = effective(settings, svc).user.partition(":")
+        for mount in svc.configs:
+            config = settings.app_configs[mount.config]
+            managed_file(name=f"Config {mount.config} for {name}",
+                         dest=config_path(name, mount.config), content=config_content(config),
+                         mode=config.mode, user=names.get(f"u:{uid}", uid),
+                         group=names.get(f"g:{gid or uid}", gid or uid))
 
 
 def _units(settings, images: dict[str, str]) -> tuple[dict[str, bool], list]:
@@ -279,6 +302,14 @@ def _remove_stale(settings) -> None:
     if removed:
         systemd.daemon_reload(name="Reload systemd units (removed services)",
                               _if=any_changed(*removed))
+    # Copies of configs that no service mounts any more (a service gone, a config dropped).
+    keep = {config_path(n, m.config) for n, svc in settings.app_services.items()
+            for m in svc.configs}
+    stale = sorted(set(host.get_fact(FindFiles, path=CONFIG_DIR)) - keep)
+    if stale:
+        server.shell(name="Remove configs no service mounts", commands=[
+            shlex.join(["rm", "-f", *stale]),
+            f"find {CONFIG_DIR} -mindepth 1 -type d -empty -delete"])
 
 
 def declares(settings: Settings, offers: dict) -> list[Declaration]:

@@ -37,6 +37,70 @@ def _context(value: str) -> str:
     return value
 
 
+def _repo_file(value: str) -> str:
+    path = (ROOT / value).resolve()
+    if not path.is_relative_to(ROOT) or not path.is_file():
+        raise ValueError("expected a file inside the repository")
+    if path.is_relative_to(ROOT / "secrets"):
+        raise ValueError("expected a file outside secrets/ (configs are not secret)")
+    return value
+
+
+RepoFile = Annotated[str, AfterValidator(_repo_file)]
+def _config_mode(value: str) -> str:
+    if not re.match(r"^0?[45][045]0$", value):
+        raise ValueError("expected a mode that lets the owner read (and execute, for a script), "
+                         "the group at most the same, others nothing: '0440', '0400', '0550'")
+    return value
+
+
+# Not writable (the mount is read-only anyway), and not world-readable.
+ConfigMode = Annotated[str, AfterValidator(_config_mode)]
+
+
+class Config(Model):
+    # A Jinja template of this repository, rendered with vars on the controller ...
+    template: RepoFile | None = None
+    vars: dict[EnvName, str | int | float | bool] = {}
+    # ... or a file of this repository, shipped as it is (text).
+    file: RepoFile | None = None
+    mode: ConfigMode = "0440"
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.template is None) == (self.file is None):
+            raise ValueError("set exactly one of template (rendered) or file (shipped)")
+        if self.file is not None and self.vars:
+            raise ValueError("vars are for a template; a file is shipped as it is")
+        config_content(self)  # an undefined variable or a syntax error is bad data, found now
+        return self
+
+
+def config_content(config: Config) -> str:
+    """A config's file content: its template rendered, or its file."""
+    import jinja2
+
+    from keel.core.render import jinja
+
+    path = ROOT / (config.template or config.file)
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"{config.template or config.file} is not UTF-8 text") from None
+    if config.file:
+        return text
+    try:
+        return jinja().from_string(text).render(**config.vars)
+    except jinja2.TemplateError as exc:
+        raise ValueError(f"template {config.template} does not render: {exc}") from None
+
+
+class ConfigMount(Model):
+    # A config of app_configs, mounted read-only at target.
+    config: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")]
+    target: AbsPath
+
+
 class Build(Model):
     # Directory in this repository, shipped to the host and built there.
     context: Annotated[str, AfterValidator(_context)]
@@ -116,6 +180,7 @@ class Service(Model):
     # /run/keel/secrets/app/storage.env); their roles restart the unit when they change.
     env_files: list[AbsPath] = []
     secrets: list[Secret] = []
+    configs: list[ConfigMount] = []
     ports: list[PublishedPort] = []
     volumes: list[Mount] = []
     networks: list[ObjectName] = []
@@ -167,8 +232,8 @@ class Settings(RoleSettings):
     app_services: Annotated[dict[ServiceName, Service], DeepMerge()] = Field(
         {},
         description=(
-            "Services: {name: {image | build, command?, environment?, secrets?, ports?, "
-            "volumes?, networks?, health?, limits?, restart?, depends_on?, hardening "
+            "Services: {name: {image | build, command?, environment?, secrets?, configs?, "
+            "ports?, volumes?, networks?, health?, limits?, restart?, depends_on?, hardening "
             "overrides}}; see README."
         ),
     )
@@ -183,6 +248,14 @@ class Settings(RoleSettings):
         {},
         description=(
             'Named volumes: {name: {owner?: "uid:gid", mode?, critical?}}. Never deleted by keel.'
+        ),
+    )
+    app_configs: Annotated[dict[ObjectName, Config], DeepMerge()] = Field(
+        {},
+        description=(
+            "Config files: {name: {template + vars? | file, mode?}}, rendered or shipped from "
+            "the repository and mounted read-only by the services that list them in their "
+            "`configs` ([{config, target}]); see README."
         ),
     )
     app_hardening: Annotated[Hardening, DeepMerge()] = Field(
@@ -242,14 +315,29 @@ def service_problems(settings: Settings) -> list[tuple[str, str]]:
                 problems.append((f"{key}.depends_on[{i}]", f"unknown service '{dep}'"))
             elif dep == name:
                 problems.append((f"{key}.depends_on[{i}]", "a service cannot depend on itself"))
-        if svc.secrets and not _numeric_user(effective(settings, svc).user):
-            problems.append(
-                (
-                    f"{key}.secrets",
-                    "services with secrets need a numeric user "
-                    "('uid:gid'), so the secret files can be owned by it",
+        for i, mount in enumerate(svc.configs):
+            if mount.config not in settings.app_configs:
+                problems.append(
+                    (
+                        f"{key}.configs[{i}].config",
+                        f"unknown config '{mount.config}'; declare it in app_configs",
+                    )
                 )
-            )
+        targets = [m.target for m in svc.volumes] + [m.target for m in svc.configs]
+        for i, mount in enumerate(svc.configs):
+            if targets.count(mount.target) > 1:
+                problems.append(
+                    (f"{key}.configs[{i}].target", f"{mount.target} is mounted twice")
+                )
+        for what in ("secrets", "configs"):
+            if getattr(svc, what) and not _numeric_user(effective(settings, svc).user):
+                problems.append(
+                    (
+                        f"{key}.{what}",
+                        f"services with {what} need a numeric user "
+                        f"('uid:gid'), so the {what[:-1]} files can be owned by it",
+                    )
+                )
         for i, port in enumerate(svc.ports):
             for number in filter(None, (port.port, port.surge)):  # a surge copy publishes too
                 for other, okey, addr in bound.get((number, port.proto), []):

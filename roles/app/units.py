@@ -13,7 +13,7 @@ from pathlib import PurePath
 from keel import ROOT
 from keel.core.render import render, systemd_arg
 from keel.core.secrets import RUN_DIR
-from roles.app.schema import effective
+from roles.app.schema import config_content, effective
 
 HELPER = "/usr/local/libexec/keel-app"
 UNIT_DIR = "/etc/systemd/system"
@@ -26,6 +26,18 @@ def unit_name(service: str) -> str:
 
 def secret_path(service: str, secret: str) -> str:
     return f"/run/keel/secrets/app/{service}/{secret}"
+
+
+CONFIG_DIR = "/etc/keel/app/configs"
+
+
+def config_path(service: str, config: str) -> str:
+    """Each service has its own copy of a config, owned by the service's user."""
+    return f"{CONFIG_DIR}/{service}/{config}"
+
+
+def config_digest(settings, config: str) -> str:
+    return hashlib.sha256(config_content(settings.app_configs[config]).encode()).hexdigest()[:12]
 
 
 def context_tar(build) -> tuple[bytes, str]:
@@ -157,6 +169,10 @@ def _run_options(settings, name: str, svc, h, env_file: str | None) -> list[str]
         opts += ["-p", f"{address}:{port.port}:{port.target}/{port.proto}"]
     for mount in svc.volumes:
         opts += ["-v", f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else "")]
+    for mount in svc.configs:
+        # The content's digest is part of the unit, so a changed config recreates its users.
+        opts += ["--label", f"keel.config.{mount.config}={config_digest(settings, mount.config)}",
+                 "-v", f"{config_path(name, mount.config)}:{mount.target}:ro"]
     for item in svc.secrets:
         if not item.env:
             target = item.target or f"/run/secrets/{item.secret}"

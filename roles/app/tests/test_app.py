@@ -32,3 +32,10 @@ def test_no_secret_in_units_or_world_readable(host, units):
         assert "PASSWORD=" not in content
     found = host.run("find /run/keel -type f -perm /o=r 2>/dev/null").stdout.strip()
     assert found == ""
+
+
+def test_configs_writable_by_nobody_and_not_world_readable(host):
+    """Each service's config copies (if any): read-only for their owner, nothing for others."""
+    found = host.run("find /etc/keel/app/configs -type f -perm /0222 -o -type f -perm /o=rwx "
+                     "2>/dev/null").stdout.strip()
+    assert found == ""
