@@ -247,48 +247,20 @@ def test_configs_are_read_only_files_of_their_users(env):
     mounts = {"cms": ("site", SITE_CONF), "api": ("site", SITE_CONF),
               "frontend": ("static", STATIC_CONF)}
     for name, (config, path) in mounts.items():
-        # The service's own copy: owned by its user, not world-readable.
-        on_host = f"/etc/keel/app/configs/{name}/{config}"
+        (mount,) = [m for m in json.loads(inspect(app1, name, "{{json .Mounts}}"))
+                    if m["Destination"] == path]
+        # The service's own copy, named by its content: owned by its user, not world-readable.
+        on_host = mount["Source"]
+        assert on_host.startswith(f"/etc/keel/app/configs/{name}/{config}-"), on_host
         assert ssh(app1, f"stat -c '%u:%g %a' {on_host}").stdout.strip() == "10001:10001 440"
         inside = podman(app1, f"exec {name} cat {path}")
         assert inside == ssh(app1, f"cat {on_host}").stdout.strip()
         # A read-only bind mount: even root with every capability cannot write it.
-        (mount,) = [m for m in json.loads(inspect(app1, name, "{{json .Mounts}}"))
-                    if m["Destination"] == path]
         assert mount["RW"] is False, mount
         write = ssh(app1, f"podman exec --privileged --user 0 {name} sh -c 'echo x >> {path}'")
         assert write.returncode != 0 and "Read-only file system" in write.stderr, write
     assert "greeting = hello" in podman(app1, f"exec api cat {SITE_CONF}")
     assert ssh(app1, f"podman exec db test -e {SITE_CONF}").returncode != 0
-
-
-def _invocations(host, names: list[str]) -> dict[str, str]:
-    return {name: ssh(host, f"systemctl show -P InvocationID app-{name}").stdout.strip()
-            for name in names}
-
-
-def test_config_change_recreates_only_its_users(env, harness):
-    """site's users (cms, api) are recreated with the new content; db, frontend and the pod
-    keep their containers and units. Back to the first content: the same again."""
-    app1 = env["hosts"]["c-app1"]
-    for greeting, previous in (("bonjour", "hello"), ("hello", "bonjour")):
-        ids = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
-        units = _invocations(app1, WEB + POD)
-        run = harness.converge(env["inventory"](greeting=greeting), "deploys/app.py")
-        changed = run.changed()
-        assert set(changed) == {"c-app1"}
-        others = [op for op in changed["c-app1"] if not any(s in op for s in ("cms", "api"))
-                  and "Reload" not in op and "replaces" not in op
-                  and "Record the release" not in op]
-        assert others == [], changed
-        after = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
-        assert sorted(s for s in ids if ids[s] != after[s]) == ["api", "cms"]
-        moved = _invocations(app1, WEB + POD)
-        assert sorted(s for s in units if units[s] != moved[s]) == ["api", "cms"]
-        for name in ("cms", "api"):
-            text = podman(app1, f"exec {name} cat {SITE_CONF}")
-            assert f"greeting = {greeting}" in text and previous not in text
-    assert harness.converge(env["inventory"](), "deploys/app.py").changed() == {}
 
 
 def test_env_change_recreates_only_that_service(env, harness):
@@ -488,3 +460,38 @@ def test_release_records(env):
         assert image_id == podman(host, f"image inspect --format '{{{{.Id}}}}' {image}")
         assert previous["images"]["agent"].split()[0] != image
         assert _version(host) == "1"
+
+
+def _invocations(host, names: list[str]) -> dict[str, str]:
+    return {name: ssh(host, f"systemctl show -P InvocationID app-{name}").stdout.strip()
+            for name in names}
+
+
+def test_config_change_recreates_only_its_users(env, harness):
+    """site's users (cms, api) are recreated with the new content; db, frontend and the pod
+    keep their containers and units. Back to the first content: the same again. (Last: its
+    releases would be the records' test's current and previous.)"""
+    app1 = env["hosts"]["c-app1"]
+    for greeting, previous in (("bonjour", "hello"), ("hello", "bonjour")):
+        ids = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
+        units = _invocations(app1, WEB + POD)
+        run = harness.converge(env["inventory"](api_env={"LOG_LEVEL": "debug"}, greeting=greeting),
+                               "deploys/app.py")
+        changed = run.changed()
+        assert set(changed) == {"c-app1"}
+        others = [op for op in changed["c-app1"] if not any(s in op for s in ("cms", "api"))
+                  and "Reload" not in op and "replaces" not in op
+                  and "Record the release" not in op]
+        assert others == [], changed
+        after = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
+        assert sorted(s for s in ids if ids[s] != after[s]) == ["api", "cms"]
+        moved = _invocations(app1, WEB + POD)
+        assert sorted(s for s in units if units[s] != moved[s]) == ["api", "cms"]
+        for name in ("cms", "api"):
+            text = podman(app1, f"exec {name} cat {SITE_CONF}")
+            assert f"greeting = {greeting}" in text and previous not in text
+    reverted = env["inventory"](api_env={"LOG_LEVEL": "debug"})
+    assert harness.converge(reverted, "deploys/app.py").changed() == {}
+    # Each user keeps two copies: its definition's and the replaced one's (for a rollback).
+    for name in ("cms", "api"):
+        assert len(ssh(app1, f"ls /etc/keel/app/configs/{name}").stdout.split()) == 2

@@ -17,7 +17,6 @@ from pathlib import PurePath
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import FindFiles
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -29,7 +28,7 @@ from keel.core.secrets import SecretFile
 from keel.deploy.containers import ImageExists, Networks, PathModes, Volumes, auth_env
 from keel.deploy.ops import ManagedFile, managed_file
 from keel.deploy.secrets import deliver
-from roles.app.facts import Accounts, Units
+from roles.app.facts import Accounts, ConfigCopies, Units
 from roles.app.schema import Settings, config_content, cross_check, effective, start_order
 from roles.app.units import (
     CONFIG_DIR,
@@ -94,15 +93,15 @@ def apply(settings: Settings) -> None:
     recreate = _networks(settings)
     _volumes(settings)
     images = ensure_images(settings)
-    names = _accounts(settings)
+    names = accounts(settings)
     for name, changed in _secrets(settings, names).items():
         recreate[name] = recreate.get(name, False) or changed
-    _configs(settings, names)
+    configs(settings, names)
     units, written = _units(settings, images)
     systemd.daemon_reload(name="Reload systemd units", _if=any_changed(*written))
     _start(settings, units, recreate)
     record_release(settings, written)
-    _remove_stale(settings)
+    _remove_stale(settings, any(units.values()))
 
 
 def _networks(settings) -> dict[str, bool]:
@@ -188,7 +187,7 @@ def ensure_images(settings) -> dict[str, str]:
     return images
 
 
-def _accounts(settings) -> dict[str, str]:
+def accounts(settings) -> dict[str, str]:
     """"u:<uid>"/"g:<gid>" -> host account name, for the users of services with secret or
     config files. Those files are owned by the service's numeric user; ids without a host
     account get one (app<id>, no login), so owners read by name, as the file checks compare
@@ -224,15 +223,15 @@ def _secrets(settings, names: dict[str, str]) -> dict[str, bool]:
     return changed
 
 
-def _configs(settings, names: dict[str, str]) -> None:
-    """Each service's copy of the configs it mounts, owned by its user. A changed content
-    changes the unit too (its digest is a label there), which recreates the service."""
+def configs(settings, names: dict[str, str]) -> None:
+    """Each service's copy of the configs it mounts, owned by its user (config_path)."""
     for name, svc in settings.app_services.items():
         uid, _, gid = effective(settings, svc).user.partition(":")
         for mount in svc.configs:
             config = settings.app_configs[mount.config]
             managed_file(name=f"Config {mount.config} for {name}",
-                         dest=config_path(name, mount.config), content=config_content(config),
+                         dest=config_path(settings, name, mount.config),
+                         content=config_content(config),
                          mode=config.mode, user=names.get(f"u:{uid}", uid),
                          group=names.get(f"g:{gid or uid}", gid or uid))
 
@@ -293,8 +292,9 @@ def record_release(settings, changes: list) -> None:
                      _if=any_changed(*changes))
 
 
-def _remove_stale(settings) -> None:
-    """Stop and remove services that left the data (their volumes stay)."""
+def _remove_stale(settings, units_changed: bool) -> None:
+    """Stop and remove services that left the data (their volumes stay), and config copies
+    that no unit of a service in the data mounts."""
     removed = [server.shell(name=f"Remove service {name}", commands=[
                    f"systemctl disable --now {unit_name(name)}",
                    f"rm -f {UNIT_DIR}/{unit_name(name)}"])
@@ -302,12 +302,18 @@ def _remove_stale(settings) -> None:
     if removed:
         systemd.daemon_reload(name="Reload systemd units (removed services)",
                               _if=any_changed(*removed))
-    # Copies of configs that no service mounts any more (a service gone, a config dropped).
-    keep = {config_path(n, m.config) for n, svc in settings.app_services.items()
+    # Kept: the copies the data's units mount, and those of the definitions kept for a
+    # rollback: the units this run replaces (read before it), or if it replaces none, the
+    # ones kept before.
+    copies = host.get_fact(ConfigCopies, state_dir=settings.app_state_dir)
+    keep = {config_path(settings, n, m.config) for n, svc in settings.app_services.items()
             for m in svc.configs}
-    stale = sorted(set(host.get_fact(FindFiles, path=CONFIG_DIR)) - keep)
+    for name, paths in copies["previous" if not units_changed else "current"].items():
+        if name in settings.app_services:
+            keep.update(paths)
+    stale = sorted(set(copies["present"]) - keep)
     if stale:
-        server.shell(name="Remove configs no service mounts", commands=[
+        server.shell(name="Remove config copies no definition mounts", commands=[
             shlex.join(["rm", "-f", *stale]),
             f"find {CONFIG_DIR} -mindepth 1 -type d -empty -delete"])
 

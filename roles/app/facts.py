@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
-from roles.app.units import MARKER, UNIT_DIR
+from roles.app.units import CONFIG_DIR, MARKER, UNIT_DIR
 
 
 class Units(FactBase):
@@ -18,6 +18,34 @@ class Units(FactBase):
 
     def process(self, output) -> list[str]:
         return [line.strip() for line in output if line.strip()]
+
+
+class ConfigCopies(FactBase):
+    """Config copies on the host, and the ones each service's unit mounts, in its current and
+    in its previous definition (kept for a rollback): {"present": [path], "current":
+    {service: [path]}, "previous": {service: [path]}}."""
+
+    @staticmethod
+    def default() -> dict:
+        return {"present": [], "current": {}, "previous": {}}
+
+    def command(self, state_dir: str) -> str:
+        refs = f"grep -o '{CONFIG_DIR}/[^:]*' \"$f\" | sed \"s|^|$k $s |\""
+        return (f"find {CONFIG_DIR} -type f 2>/dev/null | sed 's|^|present - |'; "
+                f"for f in {UNIT_DIR}/app-*.service {state_dir}/previous/app-*.service; do "
+                "[ -f \"$f\" ] || continue; k=current; "
+                f"case \"$f\" in {state_dir}/*) k=previous;; esac; "
+                f"s=$(basename \"$f\" .service); s=${{s#app-}}; {refs}; done; true")
+
+    def process(self, output) -> dict:
+        found = self.default()
+        for line in output:
+            kind, service, path = line.split(" ", 2)
+            if kind == "present":
+                found["present"].append(path)
+            else:
+                found[kind].setdefault(service, []).append(path)
+        return found
 
 
 class Status(FactBase):

@@ -12,7 +12,7 @@ from pyinfra.facts.files import FindFiles, Sha1File
 from pyinfra.operations import files, server, systemd
 
 from keel.deploy.ops import text
-from roles.app import ensure_images
+from roles.app import accounts, configs, ensure_images
 from roles.app.schema import Settings, start_order
 from roles.app.units import UNIT_DIR, render_unit, surge_unit, unit_name
 
@@ -28,6 +28,8 @@ def start(settings: Settings) -> None:
     """Start <name>-surge for each service with a surge port whose definition changes, and
     wait for its health; the running service is not touched."""
     images = ensure_images(settings)
+    # The new definition's config copies: new paths, so the running service keeps its own.
+    configs(settings, accounts(settings))
     for name in start_order(settings.app_services):
         svc = settings.app_services[name]
         content = render_unit(settings, name, svc, images[name])

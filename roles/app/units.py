@@ -31,13 +31,12 @@ def secret_path(service: str, secret: str) -> str:
 CONFIG_DIR = "/etc/keel/app/configs"
 
 
-def config_path(service: str, config: str) -> str:
-    """Each service has its own copy of a config, owned by the service's user."""
-    return f"{CONFIG_DIR}/{service}/{config}"
-
-
-def config_digest(settings, config: str) -> str:
-    return hashlib.sha256(config_content(settings.app_configs[config]).encode()).hexdigest()[:12]
+def config_path(settings, service: str, config: str) -> str:
+    """Each service's own copy of a config (owned by the service's user), named by the
+    content's digest: a changed config changes its users' units, so it recreates them, and the
+    copy the replaced unit mounts stays for a rollback."""
+    digest = hashlib.sha256(config_content(settings.app_configs[config]).encode()).hexdigest()
+    return f"{CONFIG_DIR}/{service}/{config}-{digest[:12]}"
 
 
 def context_tar(build) -> tuple[bytes, str]:
@@ -170,9 +169,7 @@ def _run_options(settings, name: str, svc, h, env_file: str | None) -> list[str]
     for mount in svc.volumes:
         opts += ["-v", f"{mount.source}:{mount.target}" + (":ro" if mount.read_only else "")]
     for mount in svc.configs:
-        # The content's digest is part of the unit, so a changed config recreates its users.
-        opts += ["--label", f"keel.config.{mount.config}={config_digest(settings, mount.config)}",
-                 "-v", f"{config_path(name, mount.config)}:{mount.target}:ro"]
+        opts += ["-v", f"{config_path(settings, name, mount.config)}:{mount.target}:ro"]
     for item in svc.secrets:
         if not item.env:
             target = item.target or f"/run/secrets/{item.secret}"
