@@ -442,7 +442,8 @@ def test_canary_returning_5xx_is_rolled_back(env):
         "context": "tests/images/standin", "args": {"VERSION": "5", "ERRORS": "1"}})
     assert proc.returncode == 1, proc.stderr
     assert "c-app2: weights agent:c-app1:1, agent:c-app2:3" in proc.stderr
-    assert "c-app1: canary 5xx rate " in proc.stderr and "is over max_5xx_rate 5.0%" in proc.stderr
+    assert "c-app1: canary 5xx rate through c-app2's upstream agent is over max_5xx_rate " \
+           "5.0%: [c-app2] keel-edge: agent:c-app1 answered " in proc.stderr, proc.stderr
     assert "c-app1: rolled back to its previous release, back in service" in proc.stderr
     assert "rollout stopped at c-app1" in proc.stderr
     assert inspect(app2, "agent", "{{.Config.Image}} {{.Id}}") == before

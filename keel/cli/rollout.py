@@ -315,9 +315,10 @@ def _hold(inventory: Path, host: str, canaries: list[Route], marks: dict[str, st
                 if watch.poll():
                     said = _said(subprocess.CompletedProcess(watch.args, watch.returncode,
                                                              *watch.communicate()))
+                    if " answered " not in said:  # the watch itself failed
+                        return f"canary watch on {route.edge} failed: {said or 'no output'}"
                     return (f"canary 5xx rate through {route.edge}'s upstream {route.upstream} "
-                            f"is over max_5xx_rate {route.canary.max_5xx_rate:.1%}: "
-                            f"{said or 'the watch on the edge failed'}")
+                            f"is over max_5xx_rate {route.canary.max_5xx_rate:.1%}: {said}")
             if all(watch.poll() is not None for watch in watches.values()):
                 log(f"canary {host}: within its thresholds for {hold} s, promoted")
                 return ""
