@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder --basetemp=.keel/pyte
 MOLECULE_ROLES ?= $(patsubst roles/%/molecule/default/molecule.yml,%,\
   $(wildcard roles/*/molecule/default/molecule.yml))
 
-.PHONY: up vm setup system limits venv image test test-faults test-vm lint bench down molecule
+.PHONY: up vm setup system limits venv image test test-faults test-vm lint bench bench-release down molecule
 
 up: setup image
 	$(BIN)/keel sandbox up prod
@@ -86,6 +86,10 @@ lint: venv
 BENCH_ARGS ?=
 bench: setup image
 	$(BIN)/python bench/converge.py $(BENCH_ARGS)
+
+# Release times per host (drain, gate, canary hold) on 2 sandbox hosts (r-*); about 10 min.
+bench-release: setup image
+	$(BIN)/python bench/release.py $(BENCH_ARGS)
 
 down: venv
 	$(BIN)/keel sandbox down

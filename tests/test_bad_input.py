@@ -240,6 +240,8 @@ SCRIPTS = [
     ("sh", "base", "keel-lock-system-accounts", lambda: {
         "nologin": "/usr/sbin/no login", "exempt": ["sync", "it's"],
         "shells": "getent passwd", "unlocked": "true"}),
+    ("sh", "edge", "keel-edge", lambda: {
+        "live": "/etc/nginx/keel/live $x", "status_log": "/var/log/nginx/it's.log"}),
     ("bash", "claude_cli", "claude-headless", lambda: {
         "user_name": "claude", "auth_file": "/run/keel/secrets/it's key",
         "wrapper": "/usr/local/bin/claude headless", "bin": "/opt/claude/2.1 x/claude",

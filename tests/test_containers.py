@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -36,7 +38,8 @@ SERVER_NAME, SOLO = "agent.sandbox.internal", "solo.sandbox.internal"
 # c-app2's edge in front of the agent on both hosts, and (solo) in front of its own agent
 # only, over loopback: a release drains a host from the first and surges on the second. It
 # gates each host on /health.
-RELEASE = {"drain_timeout": 10, "smoke": {"path": "/health"}}
+RELEASE = {"drain_timeout": 10, "smoke": {"path": "/health"},
+           "canary": {"hold": 10, "max_5xx_rate": 0.05}}
 EDGE = {"edge_upstreams": {"agent": {"group": "app", "port": 8000, **RELEASE},
                            "solo": {"group": "app", "port": 8000, "via": "loopback",
                                     **RELEASE}},
@@ -317,6 +320,7 @@ class Stream:
         self.edge, self.name, self.limit, self.seconds = edge, name, limit, seconds
         self.ctx = ssl.create_default_context(cadata=ca.cert("sandbox"))
         self.count, self.failures, self.versions = 0, [], set()
+        self.outcomes: list[tuple[float, bool]] = []  # (monotonic time, succeeded)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -340,8 +344,10 @@ class Stream:
             self.count += 1
             try:
                 self.versions.add(self._get()["version"])
+                self.outcomes.append((time.monotonic(), True))
             except (OSError, ValueError) as exc:
                 self.failures.append(f"{time.strftime('%H:%M:%S')} {exc}")
+                self.outcomes.append((time.monotonic(), False))
             time.sleep(0.05)
 
     def __enter__(self):
@@ -369,6 +375,7 @@ def _version(host) -> str:
 
 
 def _nothing_drained(edge) -> bool:
+    """No server is down, weighted or switched: the live config is the staged one."""
     return ssh(edge, "diff -r /etc/nginx/keel/staged /etc/nginx/keel/live").returncode == 0
 
 
@@ -469,8 +476,9 @@ def _invocations(host, names: list[str]) -> dict[str, str]:
 
 def test_config_change_recreates_only_its_users(env, harness):
     """site's users (cms, api) are recreated with the new content; db, frontend and the pod
-    keep their containers and units. Back to the first content: the same again. (Last: its
-    releases would be the records' test's current and previous.)"""
+    keep their containers and units. Back to the first content: the same again. (After the
+    records' test: its releases would be that test's current and previous; before the
+    release tests, which leave the agent on another version.)"""
     app1 = env["hosts"]["c-app1"]
     for greeting, previous in (("bonjour", "hello"), ("hello", "bonjour")):
         ids = {s: inspect(app1, s, "{{.Id}}") for s in WEB + POD}
@@ -495,3 +503,59 @@ def test_config_change_recreates_only_its_users(env, harness):
     # Each user keeps two copies: its definition's and the replaced one's (for a rollback).
     for name in ("cms", "api"):
         assert len(ssh(app1, f"ls /etc/keel/app/configs/{name}").stdout.split()) == 2
+
+
+def test_canary_returning_5xx_is_rolled_back(env):
+    """keel rollout --canary 25%: c-app1 takes a quarter of the agent upstream's requests (nginx
+    weights 1:3) for the hold time; its release answers /info with 500, so its 5xx rate
+    passes max_5xx_rate and it is rolled back; c-app2 is never touched."""
+    app1, app2 = env["hosts"]["c-app1"], env["hosts"]["c-app2"]
+    before = inspect(app2, "agent", "{{.Config.Image}} {{.Id}}")
+    proc, stream, solo = _release(env, "--canary", "25%", agent_build={
+        "context": "tests/images/standin", "args": {"VERSION": "5", "ERRORS": "1"}})
+    assert proc.returncode == 1, proc.stderr
+    assert "c-app2: weights agent:c-app1:1, agent:c-app2:3" in proc.stderr
+    assert "c-app1: canary 5xx rate through c-app2's upstream agent is over max_5xx_rate " \
+           "5.0%: [c-app2] keel-edge: agent:c-app1 answered " in proc.stderr, proc.stderr
+    assert "c-app1: rolled back to its previous release, back in service" in proc.stderr
+    assert "rollout stopped at c-app1" in proc.stderr
+    assert inspect(app2, "agent", "{{.Config.Image}} {{.Id}}") == before
+    assert _version(app1) == _version(app2) == "1"
+    assert _nothing_drained(app2)
+    # The failures are the canary's share of the requests, within its hold time (10 s).
+    failed = [t for t, ok in stream.outcomes if not ok]
+    assert failed and all("HTTP 500" in f for f in stream.failures), stream.failures[:5]
+    assert failed[-1] - failed[0] <= 10 + 5, stream.failures
+    held = [ok for t, ok in stream.outcomes if failed[0] <= t <= failed[0] + 10]
+    assert len(failed) <= 0.25 * len(held) + 3, (len(failed), len(held), stream.failures[:5])
+    assert solo.failures == [] and solo.versions == {"1"}
+
+
+def test_killed_release_is_repaired_by_a_rerun(env):
+    """kill -9 of keel rollout (and the pyinfra it runs) while c-app1 is drained for its
+    release: c-app1 stays drained; a re-run finds it so, gates it and puts it back in
+    service, then releases both hosts (a 50% canary first, promoted). No request fails."""
+    app2 = env["hosts"]["c-app2"]
+    release = {"agent_build": {"context": "tests/images/standin", "args": {"VERSION": "4"}}}
+    inv = str(env["inventory"](api_env={"LOG_LEVEL": "debug"}, **release))
+    with Stream(app2) as stream, Stream(app2, SOLO) as solo:
+        run = subprocess.Popen([str(BIN / "keel"), "rollout", inv, "--canary", "50%"],
+                               cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                               stdin=subprocess.DEVNULL, start_new_session=True)
+        for line in run.stderr:
+            if "c-app2: drained agent:c-app1" in line:
+                break
+        time.sleep(3)  # the deploy is under way
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+        left = ssh(app2, "/usr/local/sbin/keel-edge servers").stdout
+        assert "agent c-app1 " in left and " down" in left.split("agent c-app1 ")[1], left
+        proc = _keel("rollout", inv, "--canary", "50%")
+        time.sleep(1)
+    assert proc.returncode == 0, proc.stderr
+    assert "c-app2: agent:c-app1 left down by an earlier run" in proc.stderr
+    assert "canary c-app1: within its thresholds for 10 s, promoted" in proc.stderr
+    assert _version(env["hosts"]["c-app1"]) == _version(app2) == "4"
+    assert _nothing_drained(app2)
+    assert stream.failures == [] and stream.count > 20, (stream.count, stream.failures[:5])
+    assert solo.failures == [] and solo.count > 20, (solo.count, solo.failures[:5])

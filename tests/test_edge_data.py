@@ -1,5 +1,7 @@
 """Bad edge data stops a run before any host is contacted, naming host, key and file."""
 
+import re
+
 import pytest
 
 from keel.lab.sandbox import Host
@@ -45,6 +47,13 @@ CASES = {
     "drain timeout as text": (
         {"edge_upstreams": {"svc": {"group": "edge", "port": 8000, "drain_timeout": "30"}}},
         "edge_upstreams.svc.drain_timeout", "valid integer"),
+    "canary 5xx rate as a percentage": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000,
+                                    "canary": {"max_5xx_rate": 5}}}},
+        "edge_upstreams.svc.canary.max_5xx_rate", "less than or equal to 1"),
+    "canary hold of zero": (
+        {"edge_upstreams": {"svc": {"group": "edge", "port": 8000, "canary": {"hold": 0}}}},
+        "edge_upstreams.svc.canary.hold", "greater than or equal to 1"),
 }
 
 
@@ -99,3 +108,22 @@ def test_ca_issues_certificates_that_verify(secrets_env):
     assert sans.get_values_for_type(x509.DNSName) == ["a.internal"]
     with pytest.raises(Exception, match="already has a CA"):
         ca.init("sandbox")
+
+
+@pytest.mark.parametrize("value, svc, expected", [
+    ("150%", ["a1", "a2"], "--canary 150%: expected a share from 1% to 99%, or a host"),
+    ("nosuch", ["a1", "a2"],
+     "--canary nosuch: not a host of the group (a1, a2) nor a share such as 10%"),
+    ("a2", ["a1"], "--canary: no edge upstream has a2 beside another server"),
+])
+def test_canary_argument_is_one_clear_error(value, svc, expected):
+    from keel.cli.rollout import Route, _canary
+    from keel.errors import KeelError
+    from roles.edge.schema import Canary
+
+    # Upstream svc's servers, and a2 alone behind upstream solo (its loopback).
+    paths = [Route("e", "svc", h, f"10.0.0.{i}", 8000, 5, None, Canary())
+             for i, h in enumerate(svc, 1)]
+    paths.append(Route("e", "solo", "a2", "127.0.0.1", 8000, 5, None, Canary()))
+    with pytest.raises(KeelError, match=re.escape(expected)):
+        _canary(value, ["a1", "a2"], paths)

@@ -272,7 +272,7 @@ def _rollout(args: argparse.Namespace) -> int:
     from keel.core.inventory import inventory_path
 
     result = rollout.rollout(inventory_path(args.inventory), group=args.group,
-                             batch=args.batch, rollback=args.rollback,
+                             batch=args.batch, rollback=args.rollback, canary=args.canary,
                              log=lambda m: print(f"keel: {m}", file=sys.stderr))
     if not result.ok:
         print(result.reason.rstrip(), file=sys.stderr)
@@ -385,6 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--group", default="app", help="inventory group to roll (default app)")
     ro.add_argument("--rollback", action="store_true",
                     help="return updated hosts to the definitions they replaced")
+    ro.add_argument("--canary", metavar="N%|HOST",
+                    help="release the group's first host (or HOST) first, give it N%% of each "
+                         "upstream's requests for the upstream's canary hold, and promote it "
+                         "or roll it back by its 5xx rate and health")
     ro.set_defaults(func=_rollout)
 
     ca = sub.add_parser("ca", help="the environment's internal certificate authority")

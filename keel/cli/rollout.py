@@ -6,14 +6,18 @@ one batch of hosts at a time (`--limit`): each edge in front of them drains them
 the app deploy runs, and the gate (every service running and healthy, and each upstream's
 smoke request from its edge) decides. A host that passes goes back in service; a host that
 fails is rolled back (deploys/app_rollback.py), gated again and put back in service, and the
-release stops: later hosts keep the version they run. `--rollback` does the same with
-deploys/app_rollback.py, which returns the services that run the data's current definition to
-the one they replaced.
+release stops: later hosts keep the version they run. `--canary` releases one host first,
+gives it a share of each upstream's requests (nginx weights) for the upstream's hold time,
+and promotes it or rolls it back by its 5xx rate (counted from the edge's status log) and
+health. `--rollback` does the same with deploys/app_rollback.py, which returns the services
+that run the data's current definition to the one they replaced. Every run begins by
+repairing what a killed run left on the edges (`_reconcile`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -31,6 +35,7 @@ ROLLBACK = "deploys/app_rollback.py"
 SURGE, SURGE_END = "deploys/app_surge.py", "deploys/app_surge_end.py"
 EDGE_TOOL = "/usr/local/sbin/keel-edge"  # installed by the edge role
 GATE_SETTLE = 30
+CANARY_POLL = 2  # seconds between reads of a canary's health
 
 
 def group_hosts(inventory: Path, group: str) -> list[str]:
@@ -124,6 +129,7 @@ class Route:
     port: int
     drain_timeout: int
     smoke: Any  # the upstream's smoke request (roles/edge: Smoke), or None
+    canary: Any  # the upstream's canary hold and thresholds (roles/edge: Canary)
     service: str | None = None  # the host's app service publishing the port ...
     surge: int | None = None  # ... and the port its surge copy publishes instead, if any
 
@@ -157,7 +163,7 @@ def routes(inventory: Path) -> list[Route]:
             members = [(h.name, h.values.get("keel_address")) for h in env.hosts
                        if up.group in h.groups]
             out += [Route(edge.name, name, host, address, up.port, up.drain_timeout, up.smoke,
-                          *published.get((host, up.port), (None, None)))
+                          up.canary, *published.get((host, up.port), (None, None)))
                     for host, address in up.servers(edge.name, members)]
     return out
 
@@ -176,12 +182,17 @@ class Result:
 
 
 def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bool = False,
-            log=print) -> Result:
+            canary: str | None = None, log=print) -> Result:
     deploy = ROLLBACK if rollback else "deploys/app.py"
     hosts = group_hosts(inventory, group)
     paths = routes(inventory)
+    if canary and rollback:
+        raise KeelError("--canary applies to releases, not to --rollback")
+    pick, share = _canary(canary, hosts, paths) if canary else (None, None)
     result = Result()
-    batches = [hosts[i:i + batch] for i in range(0, len(hosts), batch)]
+    rest = [h for h in hosts if h != pick]
+    batches = ([[pick]] if pick else []) + [rest[i:i + batch] for i in range(0, len(rest), batch)]
+    _reconcile(inventory, paths, log)
     for number, members in enumerate(batches, 1):
         log(f"batch {number}/{len(batches)}: {', '.join(members)}")
         clock = _Clock()
@@ -206,8 +217,20 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
             _switch(inventory, back_home, log, back_from_surge=True)
             _pyinfra(*_limit(sorted({r.host for r in back_home})), "-y", str(inventory),
                      SURGE_END)
+        weighted = [r for r in drained if r in in_service] \
+            if pick in members and not failed else []
+        if weighted and share is not None:
+            _weigh(inventory, paths, weighted, share, log)
+        marks = _marks(inventory, weighted) if weighted else {}
         _undrain(inventory, [r for r in drained if r in in_service], log)
         clock.lap("back in service")
+        if weighted:
+            if why := _hold(inventory, pick, weighted, marks, log):
+                failed, rolled, back = {pick: why}, *_canary_back(inventory, paths, weighted,
+                                                                   log)
+            elif share is not None:
+                _weigh(inventory, paths, weighted, None, log)
+            clock.lap("canary hold" + (" and rollback" if failed else ", promoted"))
         log(f"batch {number}/{len(batches)} took {clock}")
         if failed:
             result.failed = list(failed)
@@ -226,6 +249,140 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
             return result
         result.done += members
     return result
+
+
+def _canary(value: str, hosts: list[str], paths: list[Route]) -> tuple[str, int | None]:
+    """(host, percent) of `--canary N%` (the group's first host) or `--canary HOST` (its
+    share as it is)."""
+    share = None
+    if value.endswith("%"):
+        if not value[:-1].isdigit() or not 1 <= int(value[:-1]) <= 99:
+            raise KeelError(f"--canary {value}: expected a share from 1% to 99%, or a host")
+        share, host = int(value[:-1]), hosts[0]
+    elif value in hosts:
+        host = value
+    else:
+        raise KeelError(f"--canary {value}: not a host of the group ({', '.join(hosts)}) "
+                        "nor a share such as 10%")
+    sole = _sole(paths, [host])
+    if not [r for r in paths if r.host == host and r not in sole]:
+        raise KeelError(f"--canary: no edge upstream has {host} beside another server, so no "
+                        "share of traffic can be given to it")
+    return host, share
+
+
+def _weigh(inventory: Path, paths: list[Route], canaries: list[Route], share: int | None,
+           log) -> None:
+    """Each upstream gives its canary server `share` percent of its requests (nginx weights:
+    the canary share*(n-1), the others 100-share), or back to equal weights (None)."""
+    for edge in sorted({r.edge for r in canaries}):
+        targets = []
+        for route in [r for r in canaries if r.edge == edge]:
+            peers = [r for r in paths if (r.edge, r.upstream) == (edge, route.upstream)
+                     and r.host != route.host]
+            mine, theirs = (share * len(peers), 100 - share) if share else (1, 1)
+            unit = math.gcd(mine, theirs)
+            targets += [f"{route.server}:{mine // unit}"]
+            targets += [f"{r.server}:{theirs // unit}" for r in peers]
+        proc = _edge(inventory, edge, "weight", *targets)
+        if proc.returncode != 0:
+            raise KeelError(f"{edge}: setting weights {', '.join(targets)} failed:\n"
+                            f"{_said(proc)}")
+        log(f"{edge}: weights {', '.join(targets)}")
+
+
+def _marks(inventory: Path, canaries: list[Route]) -> dict[str, str]:
+    """{edge: where its status log ends}: the canary's responses are counted from here."""
+    return {edge: (_output(_edge(inventory, edge, "mark"), edge) or ["0"])[-1]
+            for edge in sorted({r.edge for r in canaries})}
+
+
+def _hold(inventory: Path, host: str, canaries: list[Route], marks: dict[str, str],
+          log) -> str:
+    """Watch the canary for its upstreams' hold time: the check it failed, or "" once the
+    hold passed. Each edge watches its 5xx rate itself (`keel-edge watch`, every second) and
+    drains it on a breach without waiting for this side; its health is read here."""
+    hold = max(r.canary.hold for r in canaries)
+    log(f"canary {host}: holding for {hold} s")
+    watches = {route: subprocess.Popen(
+        [str(BIN / "pyinfra"), str(inventory), "--limit", route.edge, "exec", "--", EDGE_TOOL,
+         "watch", marks[route.edge], str(hold), str(route.canary.max_5xx_rate), route.server,
+         f"{route.address}:{route.port}"], cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for route in canaries}
+    try:
+        while True:
+            for route, watch in watches.items():
+                if watch.poll():
+                    said = _said(subprocess.CompletedProcess(watch.args, watch.returncode,
+                                                             *watch.communicate()))
+                    if " answered " not in said:  # the watch itself failed
+                        return f"canary watch on {route.edge} failed: {said or 'no output'}"
+                    return (f"canary 5xx rate through {route.edge}'s upstream {route.upstream} "
+                            f"is over max_5xx_rate {route.canary.max_5xx_rate:.1%}: {said}")
+            if all(watch.poll() is not None for watch in watches.values()):
+                log(f"canary {host}: within its thresholds for {hold} s, promoted")
+                return ""
+            if bad := unhealthy(status(inventory, [host]).get(host, {})):
+                return f"canary health: {', '.join(bad)}"
+            time.sleep(CANARY_POLL)
+    finally:
+        for watch in watches.values():
+            if watch.poll() is None:
+                watch.kill()
+            watch.communicate()
+
+
+def _canary_back(inventory: Path, paths: list[Route], canaries: list[Route],
+                 log) -> tuple[list[str], dict[str, str]]:
+    """A canary that failed its hold: out of service, rolled back, gated, weights equal
+    again, back in service. Returns (rolled back, {host: why its rollback failed})."""
+    host = canaries[0].host
+    log(f"canary {host} failed: rolling back")
+    _drain(inventory, paths, [host], log)
+    back = _gate(inventory, [host], paths, _pyinfra(
+        "--limit", host, "-y", "--json", str(inventory), ROLLBACK))
+    _weigh(inventory, paths, canaries, None, log)
+    if not back:
+        _undrain(inventory, canaries, log)
+    return ([] if back else [host]), back
+
+
+def _reconcile(inventory: Path, paths: list[Route], log) -> None:
+    """Repair what a killed run left on each edge (its live config records it): canary
+    weights go back to equal; a drained server, or one switched to its surge port, that
+    passes the gate goes back in service (a surge copy stops). One that fails stays out of
+    service until its batch."""
+    held: dict[Route, list[str]] = {}
+    for edge in sorted({r.edge for r in paths}):
+        proc = _edge(inventory, edge, "servers")
+        if proc.returncode != 0:
+            raise KeelError(f"{edge}: reading the upstreams' servers failed:\n{_said(proc)}")
+        live = {(f[0], f[1]): f[2:] for f in map(str.split, _output(proc, edge))
+                if len(f) >= 3}
+        for route in [r for r in paths if r.edge == edge]:
+            address, *flags = live.get((route.upstream, route.host), [route.url()[7:]])
+            marks = [f for f in flags if f.startswith("weight=")]
+            marks += ["down"] if "down" in flags else []
+            if not address.endswith(f":{route.port}"):
+                marks.append(f"port {address.rsplit(':', 1)[1]}")
+            if marks:
+                held[route] = marks
+    if not held:
+        return
+    for route, marks in held.items():
+        log(f"{route.edge}: {route.server} left {', '.join(marks)} by an earlier run")
+    _weigh(inventory, paths, [r for r, m in held.items() if m[0].startswith("weight=")], None,
+           log)
+    waiting = [r for r, m in held.items() if any(not x.startswith("weight=") for x in m)]
+    failed = _gate(inventory, sorted({r.host for r in waiting}), paths)
+    fine = [r for r in waiting if r.host not in failed]
+    switched = [r for r in fine if any(m.startswith("port ") for m in held[r])]
+    if switched:
+        _switch(inventory, switched, log, back_from_surge=True)
+        _pyinfra(*_limit(sorted({r.host for r in switched})), "-y", str(inventory), SURGE_END)
+    _undrain(inventory, [r for r in fine if "down" in held[r]], log)
+    for host, why in failed.items():
+        log(f"{host}: stays out of service until its batch ({why})")
 
 
 class _Clock:
@@ -348,11 +505,11 @@ def _undrain(inventory: Path, drained: list[Route], log) -> None:
 
 
 def _gate(inventory: Path, members: list[str], paths: list[Route],
-          proc: subprocess.CompletedProcess) -> dict[str, str]:
-    """{host: the check it failed}: the deploy, every service's health, then the smoke
-    request of each upstream in front of it, sent from that edge."""
+          proc: subprocess.CompletedProcess | None = None) -> dict[str, str]:
+    """{host: the check it failed}: the deploy (if one ran), every service's health, then the
+    smoke request of each upstream in front of it, sent from that edge."""
     failed = {name: "deploy failed: " + (_said(proc, name) or "see pyinfra's output")
-              for name in _failed_hosts(proc, members)}
+              for name in (_failed_hosts(proc, members) if proc else [])}
     for name, services in status(inventory, members).items():
         # A service the converge did not fail on may be between health checks: it has
         # GATE_SETTLE seconds to become healthy again.
@@ -372,6 +529,12 @@ def _gate(inventory: Path, members: list[str], paths: list[Route],
                 failed[route.host] = (f"smoke request from {route.edge}: "
                                       f"{_said(probe) or 'no answer'}")
     return failed
+
+
+def _output(proc: subprocess.CompletedProcess, host: str) -> list[str]:
+    """What a command run by `pyinfra exec` printed on host (pyinfra prefixes its lines)."""
+    prefix = f"[{host}] "
+    return [ln[len(prefix):] for ln in proc.stderr.splitlines() if ln.startswith(prefix)]
 
 
 def _said(proc: subprocess.CompletedProcess, host: str | None = None) -> str:

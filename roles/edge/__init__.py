@@ -200,7 +200,8 @@ def apply(settings: Settings) -> None:
         _acme(settings, acme, missing)
     _publish(settings, settings.edge_vhosts, certs)
     config_file("edge", "keel-edge", RELEASE_TOOL, mode="0755", live=LIVE,
-                name="Install keel-edge (drain and smoke requests for keel rollout)")
+                status_log=STATUS_LOG,
+                name="Install keel-edge (drain, weights and smoke requests for keel rollout)")
     if acme:
         _acme(settings, acme, set())
     _metrics(settings)

@@ -29,6 +29,14 @@ class Smoke(Model):
     status: Annotated[int, Field(ge=100, le=599)] = 200
 
 
+class Canary(Model):
+    # keel rollout --canary: how long the canary host holds its share of traffic ...
+    hold: Annotated[int, Field(ge=1, le=86400)] = 300
+    # ... and the share of its responses through this upstream that may be 5xx (0 to 1)
+    # before it is rolled back. Its health is checked throughout too.
+    max_5xx_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+
+
 class Upstream(Model):
     # Hosts of this inventory group run the service ...
     group: Annotated[str, Field(min_length=1)]
@@ -46,6 +54,7 @@ class Upstream(Model):
     drain_timeout: Annotated[int, Field(ge=0, le=3600)] = 30
     # ... and the smoke request a released host must answer before it is back in service.
     smoke: Smoke | None = None
+    canary: Canary = Canary()
 
     def servers(self, edge: str, members: list[tuple[str, str | None]]) -> list[tuple[str, str]]:
         """(host, address) of each server on edge host `edge`, by address; members are the
@@ -130,8 +139,9 @@ class Settings(RoleSettings):
         description=(
             "Upstreams by service name: {name: {group, port, via?: address|loopback, "
             "max_fails?, fail_timeout?, keepalive?, drain_timeout? (seconds, 30), smoke?: "
-            "{method?, path, status?}}}; servers are the group's hosts' keel_address. "
-            "drain_timeout and smoke apply to releases (keel rollout)."
+            "{method?, path, status?}, canary?: {hold? (seconds, 300), max_5xx_rate? (0.01)}}}; "
+            "servers are the group's hosts' keel_address. drain_timeout, smoke and canary "
+            "apply to releases (keel rollout)."
         ),
     )
     edge_sources: list[Source] = Field(

@@ -7,6 +7,7 @@ Environment (all optional):
   STANDIN_SECRETS    files that must be readable for /health to pass (mounted secrets)
   STANDIN_UPSTREAMS  name=http://host:port,... reachable through /upstream/<name>
   STANDIN_BROKEN     "1": /health always fails (a broken release)
+  STANDIN_ERRORS     "1": /info answers 500 while /health passes (a release that fails users)
 `standin.py health` checks the running service (the container's health command).
 """
 
@@ -77,6 +78,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path in ("/health", "/_health"):
             found = problems()
             self._send(500 if found else 200, {"ok": not found, "problems": found})
+        elif self.path == "/info" and os.environ.get("STANDIN_ERRORS") == "1":
+            self._send(500, {"error": "a release that fails its users"})
         elif self.path == "/info":
             self._send(200, info())
         elif self.path.startswith("/upstream/"):
