@@ -166,15 +166,22 @@ class Bench:
         sources = {name: ssh(host, "cat /etc/apt/sources.list.d/debian.sources").stdout
                    for name, host in converged.items()}
         samples = []
-        for run in range(self.args.cold_runs):
-            fresh = dict(zip(converged, self._floor_hosts(list(PROD)), strict=True))
-            start = time.monotonic()
-            with ThreadPoolExecutor(len(fresh)) as pool:
-                list(pool.map(self._install, fresh.values(), (wanted[n] for n in fresh),
-                              (sources[n] for n in fresh)))
-            samples.append(round(time.monotonic() - start, 2))
-            log(f"apt floor {run + 1}: {samples[-1]:.1f} s")
-        self.down([h.name for h in fresh.values()])
+        # The converge ran with no other host busy; the floor must too. Converged hosts are
+        # not idle (AIDE's first baseline, scrapes, containers): frozen while the floor runs.
+        frozen = [sandbox.container_name(name) for name in converged]
+        sandbox.podman("pause", *frozen)
+        try:
+            for run in range(self.args.cold_runs):
+                fresh = dict(zip(converged, self._floor_hosts(list(PROD)), strict=True))
+                start = time.monotonic()
+                with ThreadPoolExecutor(len(fresh)) as pool:
+                    list(pool.map(self._install, fresh.values(), (wanted[n] for n in fresh),
+                                  (sources[n] for n in fresh)))
+                samples.append(round(time.monotonic() - start, 2))
+                log(f"apt floor {run + 1}: {samples[-1]:.1f} s")
+                self.down([h.name for h in fresh.values()])
+        finally:
+            sandbox.podman("unpause", *frozen)
         return {"apt_floor": median(samples), "apt_floor_samples": samples,
                 "apt_packages": {n.removeprefix(self.prefix): len(p) for n, p in wanted.items()}}
 

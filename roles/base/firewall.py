@@ -13,14 +13,21 @@ from pyinfra import host, inventory
 
 from keel.core.roles import role
 from keel.deploy.site import settings
+from roles.container_runtime import container_subnets
 
 
 def source_addresses(source: str) -> list[str]:
-    """A source's addresses: a CIDR as is, "group:<name>" as its hosts' keel_address."""
-    if source.startswith("group:"):
-        return sorted(other.data.keel_address for other in inventory.get_group(source[6:], [])
-                      if other.data.get("keel_address"))
-    return [source]
+    """A source's addresses: a CIDR as is, "group:<name>" as its hosts' keel_address. When the
+    current host is in that group and runs containers, its containers' networks too: a
+    container reaching a service on its own host (all-in-one) comes from its bridge address."""
+    if not source.startswith("group:"):
+        return [source]
+    group = source[6:]
+    found = sorted(other.data.keel_address for other in inventory.get_group(group, [])
+                   if other.data.get("keel_address"))
+    if group in host.groups and "container_runtime" in host.data.keel_roles:
+        found += container_subnets(settings("container_runtime"))
+    return found
 
 
 def firewall_rules() -> list[dict]:

@@ -23,6 +23,15 @@ PACKAGES = {
     "docker": ["docker.io", "iptables", "tini"],
 }
 LIBEXEC = "/usr/local/libexec/keel-host-image"
+# The engine's built-in default network, which does not come from the pool.
+DEFAULT_SUBNETS = {"podman": "10.88.0.0/16", "docker": "172.17.0.0/16"}
+
+
+def container_subnets(settings: Settings) -> list[str]:
+    """The source addresses of this host's containers when they reach the host itself (only
+    traffic that leaves the host is masqueraded to its address)."""
+    return [settings.container_runtime_network_pool,
+            DEFAULT_SUBNETS[settings.container_runtime_engine]]
 
 
 def secrets(settings: Settings) -> list[SecretFile]:
