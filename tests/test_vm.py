@@ -302,9 +302,10 @@ def test_audit_records_a_write_to_passwd(site):
     assert _sh(machine, "systemctl is-active auditd").strip() == "active"
     assert "-w /etc/passwd -p wa -k identity" in _sh(machine, "sudo auditctl -l")
     _sh(machine, "sudo touch /etc/passwd")
-    found = _sh(machine, "for i in $(seq 20); do sudo ausearch -k identity -f /etc/passwd "
-                         "-i 2>/dev/null | grep -q passwd && echo yes && exit; sleep 1; done; "
-                         "echo no")
+    # --input-logs: without a terminal, ausearch reads stdin instead of the logs.
+    found = _sh(machine, "for i in $(seq 20); do sudo ausearch --input-logs -k identity "
+                         "-f /etc/passwd -i 2>/dev/null | grep -q passwd && echo yes && exit; "
+                         "sleep 1; done; echo no")
     assert found.strip() == "yes"
 
 

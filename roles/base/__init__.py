@@ -49,8 +49,7 @@ def apply(settings: Settings) -> None:
             "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -f "
             "-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"])
     refreshed = _apt(settings, hardening.packages(settings, current))
-    _security_updates(settings, current, refreshed)
-    _identity(settings, current)
+    restarts = [*_security_updates(settings, current, refreshed), _identity(settings, current)]
     _time(settings)
     _admins(settings)
     _default_user(settings)
@@ -62,7 +61,7 @@ def apply(settings: Settings) -> None:
     hardening.kernel(settings)
     hardening.tmp(settings, current)
     hardening.cron_at(settings, current)
-    hardening.audit(settings, current)
+    hardening.audit(settings, current, restarts)
     hardening.metrics(settings, current)
 
 
@@ -90,19 +89,21 @@ def _apt(settings, extra: list[str]) -> bool:
     return update.will_change
 
 
-def _security_updates(settings, current: dict, refreshed: bool) -> None:
+def _security_updates(settings, current: dict, refreshed: bool) -> list:
     """Pending security updates, applied now rather than at unattended-upgrades' first run.
-    The plan names them; a run that refreshes the lists looks again on the host."""
+    The plan names them; a run that refreshes the lists looks again on the host. Returns the
+    operation, if any."""
     pending = current["security"]
     if not settings.base_security_updates or not (pending or refreshed):
-        return
+        return []
     shown = ", ".join(pending[:8]) + (f" and {len(pending) - 8} more" if len(pending) > 8 else "")
     name = (f"Apply {len(pending)} pending security updates ({shown})" if pending
             else "Apply pending security updates (lists refreshed)")
-    server.shell(name=name, commands=[SECURITY_UPGRADE])
+    return [server.shell(name=name, commands=[SECURITY_UPGRADE])]
 
 
-def _identity(settings, current: dict) -> None:
+def _identity(settings, current: dict):
+    """Hostname, /etc/hosts, timezone, locale, journald and sysctls; returns journald's restart."""
     name = settings.base_hostname or host.name
     server.hostname(name="Set hostname", hostname=name)
     config_file("base", "hosts", "/etc/hosts", name="Write /etc/hosts", hostname=name,
@@ -124,8 +125,8 @@ def _identity(settings, current: dict) -> None:
                  content=f"LANG={settings.base_locale}\n")
     journald = config_file("base", "journald.conf", "/etc/systemd/journald.conf.d/keel.conf",
                            name="Cap journald disk use", settings=settings)
-    systemd.service(name="Restart journald", service="systemd-journald", restarted=True,
-                    _if=journald.did_change)
+    restart = systemd.service(name="Restart journald", service="systemd-journald",
+                              restarted=True, _if=journald.did_change)
     written, skipped = hardening.sysctls(settings, current)
     sysctl = config_file("base", "sysctl.conf", "/etc/sysctl.d/90-keel.conf",
                          name="Write kernel hardening sysctls" + (
@@ -136,6 +137,7 @@ def _identity(settings, current: dict) -> None:
     # writable (a privileged container) the file holds network-namespaced keys only.
     systemd.service(name="Apply sysctls", service="systemd-sysctl", running=None,
                     restarted=True, _if=sysctl.did_change)
+    return restart
 
 
 def _time(settings) -> None:

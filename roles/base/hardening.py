@@ -31,6 +31,7 @@ class BaseState(FactBase):
     command = r"""
 echo "virt=$(systemd-detect-virt --container 2>/dev/null || echo none)"
 [ -e /proc/self/loginuid ] && echo audit_kernel=1
+auditctl -s 2>/dev/null | awk '$1 == "enabled" {print "audit_enabled=" $2}'
 echo "tmp=$(findmnt -n -o OPTIONS /tmp 2>/dev/null)"
 # A baseline being built in the background (keel-base-metrics) counts as there.
 { [ -f /var/lib/aide/keel.db ] || systemctl list-jobs --no-legend keel-base-metrics.service \
@@ -50,7 +51,8 @@ true
 """
 
     def process(self, output) -> dict:
-        state = {"virt": "none", "audit_kernel": False, "tmp": "", "aide_db": False,
+        state = {"virt": "none", "audit_kernel": False, "audit_enabled": "", "tmp": "",
+                 "aide_db": False,
                  "dpkg_interrupted": False,
                  "shell": [], "unlocked": [], "suid": [], "security": [], "deny": [],
                  "loosekey": []}
@@ -155,7 +157,8 @@ def sysctls(settings, current: dict) -> tuple[dict, dict]:
     return written, {k: v for k, v in values.items() if k not in written}
 
 
-def audit(settings, current: dict) -> None:
+def audit(settings, current: dict, journald_restarts: list) -> None:
+    """journald_restarts: this run's operations that may restart systemd-journald."""
     if not settings.base_audit:
         return
     if not audit_available(current):
@@ -171,6 +174,11 @@ def audit(settings, current: dict) -> None:
     server.shell(name="Load audit rules", commands=["augenrules --load"], _if=rules.did_change)
     # auditd refuses systemctl restart; its own reload (SIGHUP) rereads auditd.conf.
     server.shell(name="Reload auditd", commands=["service auditd reload"], _if=conf.did_change)
+    # journald turns kernel auditing off when it starts after auditd (a journald.conf change,
+    # a systemd update), and the rules stay loaded but record nothing.
+    server.shell(name="Turn kernel auditing on", commands=["auditctl -e 1 >/dev/null"],
+                 _if=lambda: current["audit_enabled"] != "1"
+                 or any(op.did_change() for op in journald_restarts))
 
 
 def banners(settings) -> None:
