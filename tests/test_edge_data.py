@@ -127,3 +127,23 @@ def test_canary_argument_is_one_clear_error(value, svc, expected):
     paths.append(Route("e", "solo", "a2", "127.0.0.1", 8000, 5, None, Canary()))
     with pytest.raises(KeelError, match=re.escape(expected)):
         _canary(value, ["a1", "a2"], paths)
+
+
+def test_rollout_on_an_edge_not_yet_converged_names_the_fix(monkeypatch, tmp_path):
+    """An edge whose keel-edge predates `servers` (keel updated, edge not converged): one
+    error naming the edge and the converge that fixes it, before any host is drained."""
+    import subprocess
+
+    from keel.cli import rollout
+    from keel.errors import KeelError
+    from roles.edge.schema import Canary
+
+    usage = "keel-edge: usage: keel-edge drain SECONDS UPSTREAM:HOST... | undrain ..."
+    monkeypatch.setattr(rollout, "_edge", lambda inventory, edge, *argv:
+                        subprocess.CompletedProcess([], 1, stdout=usage, stderr=""))
+    inv = tmp_path / "prod.py"
+    paths = [rollout.Route("e1", "svc", "a1", "10.0.0.1", 8000, 5, None, Canary())]
+    with pytest.raises(KeelError, match=re.escape(
+            f"e1: its keel-edge has no `servers` command; converge the edge first: "
+            f"pyinfra {inv} deploys/edge.py --limit e1")):
+        rollout._reconcile(inv, paths, log=lambda m: None)

@@ -356,6 +356,9 @@ def _reconcile(inventory: Path, paths: list[Route], log) -> None:
     for edge in sorted({r.edge for r in paths}):
         proc = _edge(inventory, edge, "servers")
         if proc.returncode != 0:
+            if "usage: keel-edge" in proc.stdout + proc.stderr:  # an edge keel has not updated
+                raise KeelError(f"{edge}: its keel-edge has no `servers` command; converge the "
+                                f"edge first: pyinfra {inventory} deploys/edge.py --limit {edge}")
             raise KeelError(f"{edge}: reading the upstreams' servers failed:\n{_said(proc)}")
         live = {(f[0], f[1]): f[2:] for f in map(str.split, _output(proc, edge))
                 if len(f) >= 3}
