@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from keel import ROOT
+from keel.core.data import relative
 from keel.core.inventory import load
 from keel.lab.sandbox import Host
 from keel.lab.testing import BIN
@@ -63,7 +64,7 @@ def test_staging_overrides_one_variable_and_keeps_the_rest(layers, tmp_path):
     assert settings.environment == {"LOG_LEVEL": "debug", "WORKERS": "4", "FEATURE_X": "on"}
     assert (settings.limits.memory, settings.limits.cpus) == ("256M", 0.5)
     # Each part names its file; the layers do not change each other (both are cached).
-    base, staging = str(tmp_path / "base.py"), str(tmp_path / "staging.py")
+    base, staging = relative(tmp_path / "base.py"), relative(tmp_path / "staging.py")
     assert host.source_at(("app_services", "web", "environment", "LOG_LEVEL")) == staging
     assert host.source_at("app_services.web.environment.WORKERS") == base
     assert host.source_at("app_services.web.ports[0].port") == base
@@ -78,7 +79,7 @@ def test_keel_data_shows_the_file_of_each_part(layers, tmp_path):
     proc = _keel("data", str(inventory), "--no-defaults")
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line for line in proc.stdout.splitlines()[1:] if line.strip()}
-    base, staging = f"# {tmp_path / 'base.py'}", f"# {tmp_path / 'staging.py'}"
+    base, staging = f"# {relative(tmp_path / 'base.py')}", f"# {relative(tmp_path / 'staging.py')}"
     assert "'debug'" in lines["app_services.web.environment.LOG_LEVEL"]
     assert lines["app_services.web.environment.LOG_LEVEL"].endswith(staging)
     assert lines["app_services.web.environment.WORKERS"].endswith(base)
@@ -114,7 +115,7 @@ def test_delete_removes_a_sub_key_or_resets_a_key(layers, tmp_path):
     assert host.settings("app").app_hardening.user == "65534:65534"
     assert host.sources["app_hardening"] == "roles/app/schema.py (default)"
     # What a DELETE removed has no file left: the part around it keeps its own.
-    assert host.source_at("app_services.web.environment") == str(tmp_path / "base.py")
+    assert host.source_at("app_services.web.environment") == relative(tmp_path / "base.py")
 
 
 def test_delete_imported_by_name_is_no_data_key(layers):
@@ -150,9 +151,10 @@ def test_delete_imported_by_name_is_no_data_key(layers):
 ])
 def test_bad_layer_is_one_clear_problem(layers, tmp_path, staging, key, expected):
     _, problems = _host(layers(staging))
-    base = tmp_path / "base.py"
+    base = relative(tmp_path / "base.py")
     assert len(problems) == 1, problems
-    assert problems[0].startswith(f"e-lay1: {key} (set in {tmp_path / 'staging.py'}): "), \
+    staging = relative(tmp_path / "staging.py")
+    assert problems[0].startswith(f"e-lay1: {key} (set in {staging}): "), \
         problems[0]
     assert expected.format(base=base) in problems[0]
 
