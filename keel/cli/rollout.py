@@ -217,12 +217,12 @@ def rollout(inventory: Path, *, group: str = "app", batch: int = 1, rollback: bo
             _switch(inventory, back_home, log, back_from_surge=True)
             _pyinfra(*_limit(sorted({r.host for r in back_home})), "-y", str(inventory),
                      SURGE_END)
-        weighted = [r for r in drained if r in in_service] \
-            if pick in members and not failed else []
+        serving = [r for r in drained if r in in_service]
+        weighted = serving if pick in members and not failed else []
         if weighted and share is not None:
             _weigh(inventory, paths, weighted, share, log)
         marks = _marks(inventory, weighted) if weighted else {}
-        _undrain(inventory, [r for r in drained if r in in_service], log)
+        _undrain(inventory, serving, log)
         clock.lap("back in service")
         if weighted:
             if why := _hold(inventory, pick, weighted, marks, log):
@@ -305,10 +305,11 @@ def _hold(inventory: Path, host: str, canaries: list[Route], marks: dict[str, st
     hold = max(r.canary.hold for r in canaries)
     log(f"canary {host}: holding for {hold} s")
     watches = {route: subprocess.Popen(
-        [str(BIN / "pyinfra"), str(inventory), "--limit", route.edge, "exec", "--", EDGE_TOOL,
-         "watch", marks[route.edge], str(hold), str(route.canary.max_5xx_rate), route.server,
-         f"{route.address}:{route.port}"], cwd=ROOT, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for route in canaries}
+        [str(BIN / "pyinfra"), *_edge_args(
+            inventory, route.edge, "watch", marks[route.edge], str(hold),
+            str(route.canary.max_5xx_rate), route.server, f"{route.address}:{route.port}")],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True) for route in canaries}
     try:
         while True:
             for route, watch in watches.items():
@@ -407,8 +408,13 @@ def _limit(hosts) -> list[str]:
     return [arg for name in hosts for arg in ("--limit", name)]
 
 
+def _edge_args(inventory: Path, edge: str, *argv: str) -> tuple[str, ...]:
+    """pyinfra's arguments that run keel-edge on an edge host."""
+    return (str(inventory), "--limit", edge, "exec", "--", EDGE_TOOL, *argv)
+
+
 def _edge(inventory: Path, edge: str, *argv: str) -> subprocess.CompletedProcess:
-    return _pyinfra(str(inventory), "--limit", edge, "exec", "--", EDGE_TOOL, *argv)
+    return _pyinfra(*_edge_args(inventory, edge, *argv))
 
 
 def _drain(inventory: Path, paths: list[Route], members: list[str], log) -> list[Route]:
